@@ -1,0 +1,129 @@
+"""The course's one look: a progress bar, a status line, an error line (notebook or terminal)."""
+from __future__ import annotations
+
+import html
+import sys
+import time
+
+GREEN, RED, GREY, AMBER = "#1a7f37", "#cf222e", "#57606a", "#9a6700"
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel, where widgets can be shown."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def status_html(ok: bool | None, text: str, fix: str = "") -> str:
+    """One line: a green tick, a red cross or a grey dot (ok=None), the text, and what to do."""
+    mark, colour = {True: ("✔", GREEN), False: ("✘", RED), None: ("●", GREY)}[ok]
+    fix_html = f' <span style="color:{GREY}">→ {html.escape(fix)}</span>' if fix else ""
+    return (f'<div style="font-family:monospace;line-height:1.6">'
+            f'<span style="color:{colour};font-weight:bold">{mark}</span> '
+            f'{html.escape(text)}{fix_html}</div>')
+
+
+def status_text(ok: bool | None, text: str, fix: str = "") -> str:
+    mark = {True: "✔", False: "✘", None: "●"}[ok]
+    return f"{mark} {text}" + (f"  → {fix}" if fix else "")
+
+
+def error_html(message: str) -> str:
+    """The one way a panel reports a failure: a red line that says what to do."""
+    return (f'<div style="color:{RED};font-family:monospace;white-space:pre-wrap">'
+            f'✘ {html.escape(message)}</div>')
+
+
+def show_status(ok: bool | None, text: str, fix: str = "") -> None:
+    """Print a status line, as HTML in a notebook and as text in a terminal."""
+    if in_notebook():
+        from IPython.display import HTML, display
+        display(HTML(status_html(ok, text, fix)))
+    else:
+        print(status_text(ok, text, fix))
+
+
+class Progress:
+    """One progress bar for anything longer than a second.
+
+    In a notebook it is an ipywidgets bar with a caption; in a terminal a text bar on one line.
+    Use as a context manager; `update(done, total=None, caption=None)` sets absolute values.
+    """
+
+    def __init__(self, description: str, total: float = 1.0, unit: str = "", widget=None):
+        self.description, self.total, self.unit = description, max(total, 1e-9), unit
+        self.done = 0.0
+        self.caption = ""
+        self._last_print = 0.0
+        self._widget = widget
+        if self._widget is None and in_notebook():
+            import ipywidgets as w
+            from IPython.display import display
+            self._widget = self.make_widget(description)
+            display(self._widget)
+        elif self._widget is not None:
+            self._widget.children[0].description = description
+        self._draw()
+
+    @staticmethod
+    def make_widget(description: str = ""):
+        """A bar and a caption, to embed in a panel; pass it back as `widget=`."""
+        import ipywidgets as w
+        bar = w.FloatProgress(value=0, min=0, max=1, description=description,
+                              style={"description_width": "initial", "bar_color": GREEN},
+                              layout=w.Layout(width="60%"))
+        return w.HBox([bar, w.Label("")])
+
+    def update(self, done: float, total: float | None = None, caption: str | None = None) -> None:
+        if total is not None:
+            self.total = max(total, 1e-9)
+        self.done = min(done, self.total)
+        if caption is not None:
+            self.caption = caption
+        self._draw()
+
+    def advance(self, step: float = 1.0, caption: str | None = None) -> None:
+        self.update(self.done + step, caption=caption)
+
+    def _text(self) -> str:
+        pct = 100.0 * self.done / self.total
+        amount = f"{self.done:.0f}/{self.total:.0f} {self.unit}".strip() if self.unit else f"{pct:3.0f}%"
+        return f"{amount}  {self.caption}".rstrip()
+
+    def _draw(self, final: bool = False) -> None:
+        if self._widget is not None:
+            bar, label = self._widget.children
+            bar.value = self.done / self.total
+            label.value = self._text()
+            return
+        now = time.monotonic()
+        if not final and now - self._last_print < 0.5 and self.done < self.total:
+            return
+        self._last_print = now
+        filled = int(30 * self.done / self.total)
+        line = f"\r{self.description} [{'#' * filled}{'.' * (30 - filled)}] {self._text()}"
+        sys.stdout.write(line[:110].ljust(110))
+        sys.stdout.flush()
+
+    def close(self, caption: str | None = None, ok: bool = True) -> None:
+        if caption is not None:
+            self.caption = caption
+        if ok:
+            self.done = self.total
+        if self._widget is not None:
+            self._widget.children[0].style.bar_color = GREEN if ok else RED
+        self._draw(final=True)
+        if self._widget is None:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close(ok=exc_type is None)
+        return False

@@ -1,0 +1,92 @@
+"""JupyterLab in a real Chromium: notebook 00 opens without a kernel dialog, runs, and its
+preflight panel shows every line green but KVM."""
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from helpers.ports import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+# Flags that keep Chromium from reaching anything but the page under test.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (./course test installs it on Debian)")
+    home = tmp_path_factory.mktemp("lab")
+    settings = home / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    # Render every cell, so the test can read outputs far down the notebook.
+    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    port, token = free_port(18888, quiet=True), secrets.token_hex(16)
+    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+           "JUPYTER_RUNTIME_DIR": str(home / "runtime")}
+    log = open(home / "lab.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
+         f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}",
+         "--LabApp.expose_app_in_browser=True", "--allow-root"],
+        env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("JupyterLab did not start: " + (home / "lab.log").read_text()[-2000:])
+            time.sleep(0.5)
+    yield base, token
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_notebook_00_runs_in_jupyterlab(lab, client, kit):
+    from playwright.sync_api import sync_playwright
+    base, token = lab
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.goto(f"{base}/lab/tree/notebooks/00-setup.ipynb?token={token}")
+        # The kernel starts from the notebook's kernelspec: no "Select Kernel" dialog.
+        page.wait_for_function(
+            "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+            " return w && w.sessionContext && w.sessionContext.session"
+            " && w.sessionContext.session.kernel"
+            " && w.sessionContext.session.kernel.connectionStatus === 'connected'; }",
+            timeout=90_000)
+        assert page.locator(".jp-Dialog").count() == 0
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_selector("text=/Removed \\d+ containers/", timeout=180_000)
+        outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
+        page.screenshot(path=str(ARTIFACTS / "00-setup.png"), full_page=True)
+        page.locator(".jp-OutputArea-output", has_text="Preflight: is this machine ready?") \
+            .screenshot(path=str(ARTIFACTS / "00-preflight.png"))
+        browser.close()
+    panel = next(t for t in outputs if t.startswith("Preflight: is this machine ready?"))
+    lines = [l for l in panel.splitlines() if l[:1] in "✔✘●"]
+    assert any(l.startswith("✔ Engine") for l in lines), panel
+    assert any("Course images present" in l for l in lines), panel
+    assert not [l for l in lines if l.startswith("✘")], panel
+    assert [l for l in lines if "KVM" in l], panel
+    assert "hello from a container" in "\n".join(outputs)
+    assert not [t for t in outputs if "Traceback" in t]

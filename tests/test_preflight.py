@@ -1,0 +1,46 @@
+"""The preflight panel of notebook 00, driven in plain pytest against the real engine."""
+import uuid
+
+from helpers import images
+from helpers.labels import labels
+from helpers.preflight import Preflight
+
+
+def test_every_line_green_but_kvm(client, kit):
+    panel = Preflight()
+    lines = panel.run()
+    texts = [l.text for l in lines]
+    assert any(t.startswith("Engine ") for t in texts)
+    assert [l for l in lines if l.ok is False] == [], texts
+    assert "KVM" in texts[-1]
+    assert panel.ready
+    assert panel.output.value.count("✔") == len([l for l in lines if l.ok])
+
+
+def test_missing_image_red_then_prepare_button_fixes_it(client, kit, monkeypatch):
+    monkeypatch.setattr(images, "bundle_path", lambda: images.DATA / "no-such-bundle.tar")
+    client.images.remove(kit["busybox"], force=True)
+    panel = Preflight()
+    panel.run()
+    red = [l for l in panel.lines if l.ok is False]
+    assert len(red) == 1 and kit["busybox"] in red[0].text and "Prepare" in red[0].fix
+    assert not panel.ready
+    panel.buttons["prepare"].click()
+    assert client.images.get(kit["busybox"])
+    assert panel.ready, [l.text for l in panel.lines]
+    assert panel.progress.children[0].value == 1.0
+
+
+def test_clean_button_removes_only_the_course_resources(client, kit):
+    tag = uuid.uuid4().hex[:6]
+    own = client.containers.create(kit["busybox"], ["true"], name=f"learner-{tag}")
+    course = client.containers.create(kit["busybox"], ["true"], name=f"course-{tag}",
+                                      labels=labels(2))
+    try:
+        panel = Preflight()
+        panel.buttons["clean"].click()
+        names = [c.name for c in client.containers.list(all=True)]
+        assert f"learner-{tag}" in names and f"course-{tag}" not in names
+        assert "Removed 1 containers" in panel.message.value
+    finally:
+        own.remove(force=True)
