@@ -4,8 +4,11 @@
 `docker pull`) → load the workshop bundle (as `docker load -i`) → build the offline recipe from
 Debian packages on this machine. With DOCKERCOURSE_OFFLINE=1 it never pulls.
 
+Entries marked "optional" (the VM image) are made only when named:
+`python -m helpers.images ensure --name vmkit`.
+
 Instructors:  python -m helpers.images bundle PATH   (write every course image to one file)
-              python -m helpers.images ensure [--offline]
+              python -m helpers.images ensure [--offline] [--name NAME ...]
 """
 from __future__ import annotations
 
@@ -51,22 +54,28 @@ class KitImage:
     used_for: str = ""
     debian_packages: tuple = ()
     host_packages: tuple = ()
+    optional: bool = False   # made only when asked for by name (large, and rarely needed)
+    own: bool = False        # the course's own image: no public tag, so never pulled
 
     @property
     def public(self) -> str:
+        if self.own:
+            return "none: the course's own image, no public tag"
         return f"docker.io/library/{self.ref}"
 
 
-def catalogue() -> dict[str, KitImage]:
-    """The images the course uses, by short name (`catalogue()['python'].ref`)."""
+def catalogue(optional: bool = False) -> dict[str, KitImage]:
+    """The images every lesson needs, by short name (`catalogue()['python'].ref`);
+    with `optional=True` also those made only on request (the VM image)."""
     raw = json.loads((DATA / "images.json").read_text())
-    return {e["name"]: KitImage(**{k: (tuple(v) if k.endswith("packages") else v)
-                                   for k, v in e.items()}) for e in raw["images"]}
+    entries = (KitImage(**{k: (tuple(v) if k.endswith("packages") else v)
+                           for k, v in e.items()}) for e in raw["images"])
+    return {e.name: e for e in entries if optional or not e.optional}
 
 
 def ref(name: str) -> str:
     """The tag a notebook uses for a course image: `ref('busybox')` → 'busybox:1.35'."""
-    return catalogue()[name].ref
+    return catalogue(optional=True)[name].ref
 
 
 def present(client: docker.DockerClient, image: KitImage) -> bool:
@@ -156,8 +165,11 @@ def _prepare_busybox(image: KitImage, context: Path) -> None:
     shutil.copy2(binary, context / "busybox")
 
 
-def rootfs_tar(packages: tuple, name: str) -> Path:
-    """A Debian 12 root file system with `packages`, made once by mmdebstrap and cached."""
+def rootfs_tar(packages: tuple, name: str, options: tuple = ()) -> Path:
+    """A Debian 12 root file system with `packages`, made once by mmdebstrap and cached.
+
+    `options` go to mmdebstrap as they are (e.g. `--dpkgopt=FILE`).
+    """
     out = CACHE / f"rootfs-{name}.tar"
     if out.exists():
         return out
@@ -167,7 +179,7 @@ def rootfs_tar(packages: tuple, name: str) -> Path:
                            f"at {bundle_path()}.")
     CACHE.mkdir(parents=True, exist_ok=True)
     part = out.with_suffix(".part.tar")
-    cmd = ["mmdebstrap", "--variant=minbase", "--quiet",
+    cmd = ["mmdebstrap", "--variant=minbase", "--quiet", *options,
            "--include=" + ",".join(packages), "bookworm", str(part)]
     with Progress(f"mmdebstrap {name}", 1.0) as bar:
         bar.update(0.1, caption="Debian root file system (about 30 s)")
@@ -185,17 +197,38 @@ def _prepare_debian_rootfs(image: KitImage, context: Path) -> None:
         else shutil.copy2(tar, context / "rootfs.tar")
 
 
-PREPARE = {"busybox": _prepare_busybox, "debian-rootfs": _prepare_debian_rootfs}
+def _prepare_vm_rootfs(image: KitImage, context: Path) -> None:
+    # Same packages as the online recipe; dpkg.cfg leaves out docs and all but the virtio
+    # kernel modules at install time, so the image never holds them.
+    tar = rootfs_tar(image.debian_packages, image.name,
+                     (f"--dpkgopt={DATA / 'images' / image.name / 'dpkg.cfg'}",))
+    os.link(tar, context / "rootfs.tar") if tar.stat().st_dev == context.stat().st_dev \
+        else shutil.copy2(tar, context / "rootfs.tar")
 
 
-def build_offline(client: docker.DockerClient, image: KitImage) -> None:
-    """Build the stand-in for `image.ref` from Debian packages; labels say what it stands for."""
-    recipe_dir = DATA / "images" / (image.name if image.recipe == "debian-rootfs" else image.recipe)
+PREPARE = {"busybox": _prepare_busybox, "debian-rootfs": _prepare_debian_rootfs,
+           "vm-rootfs": _prepare_vm_rootfs}
+ONLINE_DOCKERFILE = "Dockerfile.online"
+
+
+def _recipe_dir(image: KitImage) -> Path:
+    named = DATA / "images" / image.name
+    return named if named.is_dir() else DATA / "images" / image.recipe
+
+
+def build_offline(client: docker.DockerClient, image: KitImage, online: bool = False) -> None:
+    """Build the stand-in for `image.ref` from Debian packages; labels say what it stands for.
+
+    With `online`, build the recipe's Dockerfile.online instead (apt inside the build: needs
+    network).
+    """
+    recipe_dir = _recipe_dir(image)
     with tempfile.TemporaryDirectory(prefix="dockercourse-") as tmp:
         context = Path(tmp)
         for f in recipe_dir.iterdir():
             shutil.copy2(f, context / f.name)
-        PREPARE[image.recipe](image, context)
+        if not online:
+            PREPARE[image.recipe](image, context)
         kit_labels = {
             KIT_LABEL: image.name,
             f"{KIT_LABEL}.local-build": "true",
@@ -205,6 +238,7 @@ def build_offline(client: docker.DockerClient, image: KitImage) -> None:
         with Progress(f"build {image.ref}", 1.0) as bar:
             try:
                 for event in client.api.build(path=str(context), tag=image.ref, labels=kit_labels,
+                                              dockerfile=ONLINE_DOCKERFILE if online else None,
                                               rm=True, forcerm=True, decode=True):
                     line = event.get("stream", "").strip()
                     if "error" in event:
@@ -213,22 +247,36 @@ def build_offline(client: docker.DockerClient, image: KitImage) -> None:
                         step, total = line.split()[1].split("/")
                         bar.update(int(step) - 1, int(total), line[:60])
             except (APIError, BuildError) as exc:
-                raise RuntimeError(f"Building the offline {image.ref} failed: {exc}") from None
+                raise RuntimeError(f"Building the {'online' if online else 'offline'} "
+                                   f"{image.ref} failed: {exc}") from None
 
 
 def ensure_images(client: docker.DockerClient | None = None, names: list | None = None,
                   allow_pull: bool | None = None) -> dict[str, str]:
-    """Make every course image present; returns {ref: how} ('present', 'pulled', 'bundle', 'built')."""
+    """Make every course image present; returns {ref: how} ('present', 'pulled', 'bundle', 'built').
+
+    Optional entries (the VM image) only when named in `names`.
+    """
     client = client or connect(timeout=600)
     allow_pull = (not offline()) if allow_pull is None else allow_pull
-    kit = catalogue()
-    wanted = [kit[n] for n in (names or kit)]
+    kit = catalogue(optional=True)
+    wanted = [kit[n] for n in names] if names else [i for i in kit.values() if not i.optional]
     report: dict[str, str] = {}
     for image in wanted:
         if present(client, image):
             report[image.ref] = "present"
             continue
-        if allow_pull:
+        if image.own and allow_pull and (_recipe_dir(image) / ONLINE_DOCKERFILE).exists():
+            # No public tag to pull (a pull could fetch a stranger's image of that name):
+            # build it from Debian's packages online instead.
+            try:
+                build_offline(client, image, online=True)
+                report[image.ref] = "built"
+                continue
+            except RuntimeError as exc:
+                print(f"Could not build {image.ref} online ({str(exc)[:200]}); "
+                      "using the offline kit instead.")
+        elif allow_pull and not image.own:
             try:
                 pull(client, image)
                 report[image.ref] = "pulled"
@@ -255,13 +303,17 @@ def main(argv: list | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     ensure = sub.add_parser("ensure", help="make every course image present")
     ensure.add_argument("--offline", action="store_true", help="never pull")
+    ensure.add_argument("--name", action="append", default=None,
+                        help="only this image (repeatable); optional ones, e.g. vmkit, "
+                             "are made only when named")
     bundle = sub.add_parser("bundle", help="write every course image to one file")
     bundle.add_argument("path", nargs="?", default=None)
     sub.add_parser("list", help="the catalogue, and what is present")
     args = parser.parse_args(argv)
     try:
         if args.command == "ensure":
-            for r, how in ensure_images(allow_pull=not (args.offline or offline())).items():
+            for r, how in ensure_images(names=args.name,
+                                        allow_pull=not (args.offline or offline())).items():
                 print(f"{r:24} {how}")
         elif args.command == "bundle":
             path = save_bundle(args.path)
@@ -270,9 +322,9 @@ def main(argv: list | None = None) -> int:
                   "the course as usual.")
         else:
             client = connect()
-            for img in catalogue().values():
+            for img in catalogue(optional=True).values():
                 print(f"{img.ref:24} {'present' if present(client, img) else 'missing':8} "
-                      f"{img.software}")
+                      f"{img.software}{' (optional)' if img.optional else ''}")
     except Exception as exc:  # a command-line tool: one line, no traceback
         print(f"✘ {exc}", file=sys.stderr)
         return 1

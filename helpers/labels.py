@@ -65,7 +65,7 @@ def _remove(report: CleanUpReport, kind: str, name: str, remove) -> None:
 
 def _clean(client: docker.DockerClient, filters: dict) -> CleanUpReport:
     report = CleanUpReport()
-    for c in client.containers.list(all=True, filters=filters):
+    for c in client.containers.list(all=True, filters=filters, ignore_removed=True):
         _remove(report, "containers", c.name, lambda c=c: c.remove(force=True, v=True))
     for n in client.networks.list(filters=filters):
         _remove(report, "networks", n.name, n.remove)

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import socket
+import time
+import urllib.error
+import urllib.request
 
 HOST = "127.0.0.1"  # the course publishes ports on loopback only
 
@@ -27,3 +30,16 @@ def free_port(preferred: int = 40000, host: str = HOST, tries: int = 200,
             return port
     raise RuntimeError(f"No free port between {preferred} and {preferred + tries - 1} on {host}: "
                        "stop a program or container that holds ports there, then try again.")
+
+
+def fetch(url: str, timeout: float = 2.0, wait_seconds: float = 0.0) -> str:
+    """GET `url` (the page's text); retries up to `wait_seconds` while the app starts."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as answer:
+                return answer.read().decode()
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)

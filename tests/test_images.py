@@ -59,3 +59,15 @@ def test_bundle_refuses_when_images_missing(client, kit, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="Not present, so not saved: dockercourse-ghost:0"):
         images.save_bundle(tmp_path / "x.tar", client)
     assert not (tmp_path / "x.tar").exists()
+
+
+def test_failed_pull_falls_back_to_the_offline_kit(client, kit, monkeypatch, capsys):
+    """Online mode on a machine without network: the pull fails fast, the kit takes over."""
+    if client.info().get("HttpsProxy") != "http://127.0.0.1:9":
+        pytest.skip("only on the sealed engine, where a pull fails on loopback at once")
+    monkeypatch.setattr(images, "bundle_path", lambda: images.DATA / "no-such-bundle.tar")
+    client.images.remove(kit["busybox"], force=True)
+    assert ensure_images(client, names=["busybox"], allow_pull=True) == {kit["busybox"]: "built"}
+    out = capsys.readouterr().out
+    assert f"Could not pull {kit['busybox']}" in out and "offline kit" in out
+    assert "Traceback" not in out

@@ -1,0 +1,130 @@
+"""A live view of the course's containers: state, CPU, memory and last log lines (02-containers).
+
+`Dashboard(client).start()` refreshes in a background thread, so the notebook's kernel stays free
+for other cells; `stop()` (or the Stop button, or `close()`) ends the thread. `refresh()` takes
+one snapshot, for headless runs and tests.
+"""
+from __future__ import annotations
+
+import html
+import threading
+import time
+
+import docker
+from docker.errors import APIError, NotFound
+
+from .labels import LABEL, label_filter
+from .measure import cpu_percent_from_stats, memory_mib_from_stats
+from .ui import GREEN, GREY, RED, error_html, status_html
+
+
+class Dashboard:
+    """The course's containers (label dockercourse.notebook), refreshed every `interval` seconds."""
+
+    def __init__(self, client: docker.DockerClient, interval: float = 2.0, nn=None,
+                 log_lines: int = 3):
+        import ipywidgets as w
+        self.client, self.interval, self.nn, self.log_lines = client, interval, nn, log_lines
+        self.table = w.HTML()
+        self.status = w.HTML()
+        self.stop_button = w.Button(description="Stop", icon="stop")
+        self.start_button = w.Button(description="Start", icon="play")
+        self.stop_button.on_click(lambda _: self.stop())
+        self.start_button.on_click(lambda _: self.start())
+        self.widget = w.VBox([w.HBox([self.start_button, self.stop_button, self.status]),
+                              self.table])
+        self.refreshes = 0
+        self.rows: list[dict] = []
+        self._previous: dict[str, dict] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def snapshot(self) -> list[dict]:
+        """One row per course container: `docker ps -a` + `docker stats --no-stream` + `docker logs`."""
+        rows = []
+        for c in self.client.containers.list(all=True, filters=label_filter(self.nn),
+                                            ignore_removed=True):
+            row = {"name": c.name, "notebook": c.labels.get(LABEL, ""),
+                   "image": c.attrs["Config"]["Image"],
+                   "status": c.status, "cpu_percent": None, "memory_mib": None, "logs": ""}
+            try:
+                if c.status in ("running", "paused"):
+                    sample = c.stats(stream=False, one_shot=True)
+                    previous = self._previous.get(c.id)
+                    if previous:  # one-shot samples carry no previous reading: pair two ourselves
+                        row["cpu_percent"] = cpu_percent_from_stats(
+                            {"cpu_stats": sample["cpu_stats"],
+                             "precpu_stats": previous["cpu_stats"]})
+                    row["memory_mib"] = memory_mib_from_stats(sample)
+                    self._previous[c.id] = sample
+                row["logs"] = c.logs(tail=self.log_lines).decode(errors="replace").strip()
+            except NotFound:  # removed between the list and the question
+                continue
+            rows.append(row)
+        return rows
+
+    def refresh(self) -> list[dict]:
+        """Take one snapshot and draw it; an engine that stops answering gets an error line."""
+        try:
+            self.rows = self.snapshot()
+        except (APIError, OSError, docker.errors.DockerException) as exc:
+            self.status.value = error_html(f"The engine did not answer ({exc}); retrying.")
+            return self.rows
+        self.refreshes += 1
+        self._draw()
+        return self.rows
+
+    def _draw(self) -> None:
+        colour = {"running": GREEN, "exited": RED, "paused": "#9a6700"}
+        body = "".join(
+            "<tr>" + "".join(f"<td style='padding:2px 8px;vertical-align:top'>{v}</td>" for v in (
+                html.escape(r["name"]), r["notebook"], html.escape(r["image"]),
+                f"<span style='color:{colour.get(r['status'], GREY)}'>{r['status']}</span>",
+                "—" if r["cpu_percent"] is None else f"{r['cpu_percent']:.1f} %",
+                "—" if r["memory_mib"] is None else f"{r['memory_mib']:.1f} MiB",
+                f"<pre style='margin:0;font-size:11px'>{html.escape(r['logs'])}</pre>")) + "</tr>"
+            for r in self.rows)
+        head = "".join(f"<th style='text-align:left;padding:2px 8px'>{h}</th>" for h in
+                       ("container", "notebook", "image", "state", "CPU", "memory",
+                        f"last {self.log_lines} log lines"))
+        self.table.value = (f"<table><tr>{head}</tr>{body}</table>" if self.rows else
+                            status_html(None, "No course containers right now."))
+        when = time.strftime("%H:%M:%S")
+        self.status.value = status_html(
+            None, f"{'live, every ' + str(self.interval) + ' s' if self.running else 'stopped'}"
+                  f" · updated {when}")
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.refresh()
+            self._stop.wait(self.interval)
+
+    def start(self) -> "Dashboard":
+        """Refresh in a background thread until `stop()`; returns at once."""
+        if self.running:
+            return self
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="course-dashboard", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """End the refresh thread (waits for the refresh in progress to finish)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._thread = None
+        self._draw()
+
+    def close(self) -> None:
+        """Stop refreshing and remove the panel from the page."""
+        self.stop()
+        self.widget.close()

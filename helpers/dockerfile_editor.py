@@ -1,0 +1,166 @@
+"""The Dockerfile editor of 03-dockerfile: edit, build, watch each step come from the cache or run.
+
+`DockerfileEditor(client, folder, presets)` is an ipywidgets panel. Build writes the text to
+`folder/Dockerfile` and runs `docker build folder` (helpers.builder.build) with a streaming log,
+the course's progress bar, a table of steps marked cached or rebuilt, and a chart of the layers.
+"Edit app.py" changes the app's code, as a developer would, so that the next build shows which
+steps the change invalidates. Headless use: `editor.build()`, `editor.buttons['build'].click()`.
+"""
+from __future__ import annotations
+
+import html
+import shutil
+import time
+from pathlib import Path
+
+import docker
+import ipywidgets as w
+
+from .builder import BuildResult, KIND_COLOURS, Step, build, figure_png, layer_chart
+from .images import DATA, ROOT
+from .ui import GREY, Progress, error_html, status_html
+
+LAB_SOURCE = DATA / "dockerfile-lab" / "cache"
+LAB_FOLDER = ROOT / "notebooks" / "work" / "03-lab"
+MARKS = {"base": "● base", "cached": "✔ cached", "rebuilt": "↻ rebuilt"}
+
+
+def presets(source: Path = LAB_SOURCE) -> dict[str, str]:
+    """The sample Dockerfiles, by name: {'deps-first': 'FROM ...', ...}."""
+    return {p.stem: p.read_text() for p in sorted(source.glob("*.Dockerfile"))}
+
+
+def prepare_lab(folder: Path = LAB_FOLDER) -> Path:
+    """A build context to play in: the sample app, requirements.txt and .dockerignore."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("requirements.txt", ".dockerignore"):
+        shutil.copy2(LAB_SOURCE / name, folder / name)
+    shutil.copy2(DATA / "webapp" / "app.py", folder / "app.py")
+    return folder
+
+
+def steps_html(steps: list) -> str:
+    rows = []
+    for s in steps:
+        colour = KIND_COLOURS[s.kind]
+        note = " <span style='color:%s'>(added by the course's labels=)</span>" % GREY \
+            if s.added_by_course else ""
+        rows.append(f"<tr><td>{s.number}/{s.total}</td>"
+                    f"<td style='color:{colour};font-weight:bold'>{MARKS[s.kind]}</td>"
+                    f"<td style='text-align:right'>{s.seconds:.2f} s</td>"
+                    f"<td><code>{html.escape(s.instruction[:90])}</code>{note}</td></tr>")
+    head = "<tr><th>step</th><th>cache</th><th>time</th><th>instruction</th></tr>"
+    return f"<table style='font-family:monospace;font-size:90%'>{head}{''.join(rows)}</table>"
+
+
+class DockerfileEditor(w.VBox):
+    """Edit a Dockerfile, build it, and see every step cached or rebuilt."""
+
+    def __init__(self, client: docker.DockerClient, folder: Path = LAB_FOLDER,
+                 samples: dict | None = None, tag: str = "course03/lab", nn: int = 3):
+        self.client, self.folder, self.tag, self.nn = client, Path(folder), tag, nn
+        self.samples = samples if samples is not None else presets()
+        first = next(iter(self.samples), "")
+        self.preset = w.Dropdown(options=list(self.samples), value=first or None,
+                                 description="Start from")
+        self.text = w.Textarea(value=self.samples.get(first, ""),
+                               layout=w.Layout(width="98%", height="230px"))
+        self.buttons = {
+            "build": w.Button(description="Build", button_style="primary", icon="cogs"),
+            "edit_app": w.Button(description="Edit app.py", icon="pencil",
+                                 tooltip="Change the app's code, as a developer would"),
+        }
+        self.progress = Progress.make_widget("docker build")
+        self.status = w.HTML()
+        self.steps_view = w.HTML()
+        self.log_view = w.HTML()
+        self.chart = w.Image(format="png", layout=w.Layout(max_width="900px"))
+        self.results: list[BuildResult] = []
+        self._log_lines: list[str] = []
+        self.preset.observe(self._on_preset, names="value")
+        self.buttons["build"].on_click(lambda _: self.build())
+        self.buttons["edit_app"].on_click(lambda _: self.edit_app())
+        super().__init__([
+            w.HTML(f"<b>Dockerfile</b> (saved as <code>{self._where()}/Dockerfile</code>, "
+                   "built with that folder as the build context)"),
+            self.preset, self.text, w.HBox(list(self.buttons.values())), self.progress,
+            self.status, self.steps_view, self.chart,
+            w.HTML("<b>Build log</b> (what <code>docker build</code> prints)"), self.log_view,
+        ])
+
+    def _where(self) -> str:
+        try:
+            return str(self.folder.relative_to(ROOT))
+        except ValueError:
+            return str(self.folder)
+
+    def _on_preset(self, change) -> None:
+        if change["new"] in self.samples:
+            self.text.value = self.samples[change["new"]]
+
+    def load(self, name: str) -> None:
+        """Put a sample Dockerfile in the editor (as choosing it in the menu does)."""
+        self.preset.value = name
+        self.text.value = self.samples[name]
+
+    def _show_log(self, line: str) -> None:
+        self._log_lines.append(line)
+        body = html.escape("\n".join(self._log_lines[-400:]))
+        # column-reverse keeps the newest line in view while the log grows
+        self.log_view.value = (f"<div style='max-height:220px;overflow:auto;display:flex;"
+                               f"flex-direction:column-reverse;background:#f6f8fa'>"
+                               f"<pre style='margin:0;padding:4px;font-size:85%'>{body}</pre>"
+                               f"</div>")
+
+    def _show_step(self, step: Step) -> None:
+        self._live_steps = [s for s in self._live_steps if s.number != step.number] + [step]
+        self.steps_view.value = steps_html(self._live_steps)
+
+    def edit_app(self) -> str:
+        """Change app.py (one more comment line): the next build's COPY sees new content."""
+        app = self.folder / "app.py"
+        if not app.exists():
+            prepare_lab(self.folder)
+        line = f"# edited {time.strftime('%H:%M:%S')}"
+        app.write_text(app.read_text() + line + "\n")
+        self.status.value = status_html(None, f"app.py changed: added the line '{line}'.",
+                                        "build again and watch which steps rebuild")
+        return line
+
+    def build(self, nocache: bool = False) -> BuildResult:
+        """Save the Dockerfile, build the folder, show log, steps and layers."""
+        self._log_lines, self._live_steps = [], []
+        self.log_view.value = self.steps_view.value = ""
+        self.chart.value = b""
+        self.buttons["build"].disabled = True
+        try:
+            if not (self.folder / "app.py").exists():
+                prepare_lab(self.folder)
+            (self.folder / "Dockerfile").write_text(self.text.value)
+            bar = Progress("docker build", 1.0, widget=self.progress)
+            self.status.value = status_html(None, f"docker build -t {self.tag} {self._where()}")
+            result = build(self.client, self.folder, tag=self.tag, nn=self.nn,
+                           nocache=nocache, on_line=self._show_log, on_step=self._show_step,
+                           progress=bar)
+        except OSError as exc:  # the folder is read-only, the disk full...
+            self.status.value = error_html(f"The build could not start: {exc}")
+            return BuildResult(ok=False, error=str(exc))
+        finally:
+            self.buttons["build"].disabled = False
+        self.results.append(result)
+        self.steps_view.value = steps_html(result.steps)
+        if result.ok:
+            self.status.value = status_html(
+                True, f"Built image {result.short_id} (tagged {self.tag}) in "
+                      f"{result.seconds:.1f} s: {result.cached} steps from the cache, "
+                      f"{result.rebuilt} rebuilt.")
+            try:
+                self.chart.value = figure_png(layer_chart(self.client, result))
+            except docker.errors.DockerException as exc:  # removed meanwhile (clean-up)
+                self.status.value += error_html(f"No layer chart: {exc}")
+        else:
+            left = (f"Removed the {len(result.removed)} image(s) its finished steps had left: "
+                    "nothing half-built remains." if result.removed else
+                    "No image was made, so nothing is left behind.")
+            self.status.value = error_html(f"{result.error}\n→ {result.explanation}\n{left}")
+        return result
