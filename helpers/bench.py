@@ -76,10 +76,11 @@ def machine(client: docker.DockerClient | None = None) -> dict:
     try:
         k, accel = vmlib.kit(), vmlib.accelerator()
         facts.update(accelerator=accel.name, accelerator_reason=accel.reason,
-                     qemu_version=k.qemu_version, guest_kernel=k.kernel_version)
+                     qemu_version=k.qemu_version, guest_kernel=k.kernel_version,
+                     qemu_ran=k.where, qemu_image=k.image)
     except vmlib.VmUnavailable as exc:
         facts.update(accelerator="none", accelerator_reason=str(exc), qemu_version="",
-                     guest_kernel="")
+                     guest_kernel="", qemu_ran="none", qemu_image="")
     return facts
 
 
@@ -151,7 +152,8 @@ def vm_side(runs: int = 3, warmup: int = 0, progress=None, sampler: Sampler | No
     _close(bar, own)
     return {"boot_s": summary(boots), "work_s": summary(works), "rss_mib": summary(rss),
             "pss_mib": summary(pss), "cpu_s": summary(cpu), "output": lines,
-            "accelerator": accel, "guest_memory_mib": vmlib.MEMORY_MIB}
+            "accelerator": accel, "qemu_ran": vmlib.kit().where,
+            "guest_memory_mib": vmlib.MEMORY_MIB}
 
 
 def container_vs_vm(client: docker.DockerClient | None = None, runs: int = 5, vm_runs: int = 3,
@@ -167,7 +169,7 @@ def container_vs_vm(client: docker.DockerClient | None = None, runs: int = 5, vm
 
 def headline(c: dict, v: dict, facts: dict) -> dict:
     """The flat figures the instructors' JSON promises."""
-    return {"accelerator": facts.get("accelerator"),
+    return {"accelerator": facts.get("accelerator"), "qemu_ran": facts.get("qemu_ran"),
             "container_start_median_s": c["start_s"]["median"],
             "vm_boot_median_s": v["boot_s"]["median"],
             "container_memory_mib": c["memory_mib"],
@@ -238,7 +240,7 @@ def many_containers_vs_vm(client: docker.DockerClient | None = None, n: int = 5,
             for c in running:
                 c.remove(force=True)
         marks = {"containers_done_t": time.perf_counter() - began}
-        with vmlib.VM(script()) as guest:
+        with vmlib.VM(script(), nn=nn) as guest:
             sampler.watch("vm", guest.pid)
             boot = guest.wait_ready()
             guest.wait_done()
@@ -272,7 +274,7 @@ def disk_footprint(client: docker.DockerClient | None = None, copies: int = 10) 
         images[ref(name)] = {"size_mib": img.attrs["Size"] / MIB,
                              "layers": len(img.attrs["RootFS"].get("Layers", []))}
     k = vmlib.kit()
-    kernel_mib = k.kernel.stat().st_size / MIB
+    kernel_mib = k.kernel_bytes / MIB
     initrd_mib = k.initrd.stat().st_size / MIB
     modules = Path("/lib/modules", k.kernel_version)
     busybox = images.get(ref("busybox"), {}).get("size_mib", 0.0)
@@ -307,7 +309,7 @@ def build_vs_provision(client: docker.DockerClient | None = None, runs: int = 3,
             t = time.perf_counter()
             initrd = vmlib.build_initramfs(directory=Path(tmp, f"vm{i}"))
             provision.append(time.perf_counter() - t)
-            with vmlib.VM(initrd=initrd) as guest:
+            with vmlib.VM(initrd=initrd, nn=nn) as guest:
                 boot.append(guest.wait_ready())
             bar.advance(1, caption=f"VM image made in {provision[-1]:.2f} s")
     try:
@@ -351,7 +353,8 @@ def write_throughput(client: docker.DockerClient | None = None, mib: int = 32, r
             try:
                 speeds = []
                 for _ in range(runs):
-                    with vmlib.VM(script(dd.format(path="/dev/vda")), disk=disk) as guest:
+                    with vmlib.VM(script(dd.format(path="/dev/vda")), disk=disk,
+                                  nn=nn) as guest:
                         seconds = guest.wait_done() - guest.wait_ready()
                     speeds.append(mib / seconds)
                     bar.advance(1, caption=f"VM virtual disk: {speeds[-1]:.0f} MiB/s")
@@ -399,7 +402,8 @@ def stack(client: docker.DockerClient | None = None, settle_s: float = 3, nn: in
             network.remove()
         bar.advance(1, caption=f"containers up in {out['containers']['ready_s']:.2f} s")
         began = time.perf_counter()
-        guests = [vmlib.VM(f"echo {vmlib.READY}; ({cmd}) &").start() for cmd in STACK.values()]
+        guests = [vmlib.VM(f"echo {vmlib.READY}; ({cmd}) &", nn=nn).start()
+                  for cmd in STACK.values()]
         try:
             for g in guests:
                 g.wait_ready()
@@ -450,7 +454,7 @@ def recovery(client: docker.DockerClient | None = None, runs: int = 3, nn: int =
         finally:
             container.remove(force=True)
         reboots = []
-        with vmlib.VM() as guest:
+        with vmlib.VM(nn=nn) as guest:
             guest.wait_ready()
             for _ in range(runs):
                 reboots.append(guest.reboot())
@@ -650,7 +654,7 @@ class LivePanel:
                                      vmlib.DONE, keep=True)
             container = run.container
             self.sampler.watch("container", container_pid(container))
-            guest = vmlib.VM(script(), accel=accel).start()
+            guest = vmlib.VM(script(), accel=accel, nn=self.nn).start()
             self.sampler.watch("vm", guest.pid)
             last = 0.0
             while not guest.done.wait(0.25):

@@ -23,7 +23,9 @@ def caption(machine: dict) -> str:
     return (f"Measured on {machine.get('cpu_model', '?')}, {machine.get('cores', '?')} cores, "
             f"{machine.get('memory_gib', '?')} GiB, {machine.get('os', '?')}; "
             f"Docker Engine {machine.get('engine_version', '?')}; "
-            f"VM: QEMU {machine.get('qemu_version', '?')} microvm, {accel_text}")
+            f"VM: QEMU {machine.get('qemu_version', '?')} microvm"
+            + (f" in a container of {machine['qemu_image']}"
+               if machine.get("qemu_ran") == "image" else "") + f", {accel_text}")
 
 
 def colour_for(name: str) -> str:

@@ -260,6 +260,9 @@ def ensure_images(client: docker.DockerClient | None = None, names: list | None 
     client = client or connect(timeout=600)
     allow_pull = (not offline()) if allow_pull is None else allow_pull
     kit = catalogue(optional=True)
+    unknown = [n for n in names or () if n not in kit]
+    if unknown:
+        raise ValueError(f"No course image called {', '.join(unknown)}; there are {', '.join(kit)}.")
     wanted = [kit[n] for n in names] if names else [i for i in kit.values() if not i.optional]
     report: dict[str, str] = {}
     for image in wanted:

@@ -1,8 +1,6 @@
 """The preflight panel of 00-setup: is this machine ready for the course? Each line green or red."""
 from __future__ import annotations
 
-import os
-import platform
 import shutil
 import threading
 from pathlib import Path
@@ -94,9 +92,11 @@ class Preflight:
         self.progress = Progress.make_widget("")
         self.progress.layout.visibility = "hidden"
         self.buttons = {
-            "check": w.Button(description="Check again", icon="refresh"),
-            "prepare": w.Button(description="Prepare missing images", icon="download"),
-            "clean": w.Button(description="Clean up course resources", icon="trash"),
+            "check": w.Button(description="Check again", icon="refresh", layout=w.Layout(width="auto")),
+            "prepare": w.Button(description="Prepare missing images", icon="download",
+                                layout=w.Layout(width="auto")),
+            "clean": w.Button(description="Clean up course resources", icon="trash",
+                              layout=w.Layout(width="auto")),
         }
         self.buttons["check"].on_click(lambda _: self.run())
         self.buttons["prepare"].on_click(lambda _: self.prepare_images())
@@ -143,17 +143,3 @@ class Preflight:
             self.message.value = status_html(not report.problems, str(report))
         except EngineUnavailable as exc:
             self.message.value = error_html(str(exc))
-
-
-def machine_summary() -> dict:
-    """How this machine will be measured: cores, memory, accelerator."""
-    import psutil
-    from . import vm
-    return {
-        "cpu": platform.processor() or platform.machine(),
-        "cores_logical": psutil.cpu_count(),
-        "cores_physical": psutil.cpu_count(logical=False),
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "os": f"{platform.system()} {platform.release()}",
-        "accelerator": vm.accelerator().label,
-    }

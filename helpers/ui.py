@@ -61,7 +61,6 @@ class Progress:
         self._last_print = 0.0
         self._widget = widget
         if self._widget is None and in_notebook():
-            import ipywidgets as w
             from IPython.display import display
             self._widget = self.make_widget(description)
             display(self._widget)

@@ -201,7 +201,9 @@ def _initramfs(version: str, moddir: Path, busybox: Path, applets: list[str],
     blob = busybox.read_bytes()
     key = hashlib.sha256(blob + INIT.encode() + version.encode() +
                          ",".join(DISK_MODULES).encode()).hexdigest()[:12]
-    out = Path(directory or VM_CACHE) / f"initramfs-{version}-{key}.cpio.gz"
+    # The image side's initramfs is named apart, so that it never stands in for the host's.
+    where = "" if moddir == Path("/lib/modules", version) else "image-"
+    out = Path(directory or VM_CACHE) / f"initramfs-{where}{version}-{key}.cpio.gz"
     if out.exists() and directory is None:
         return out
     cpio = _Cpio()
@@ -258,6 +260,7 @@ class VmKit:
     qemu_version: str
     where: str = "host"     # where QEMU runs: "host" (this machine) or "image" (a container)
     image: str = ""         # the image's tag on the image side
+    kernel_bytes: int = 0   # the kernel file's size (on the image side it is not on this machine)
 
     @property
     def where_label(self) -> str:
@@ -270,7 +273,8 @@ def host_kit() -> VmKit:
     qemu, kernel = find_qemu(), find_kernel()
     if not qemu or not kernel or not find_busybox():
         raise VmUnavailable(missing_advice())
-    return VmKit(qemu, kernel, build_initramfs(kernel), kernel_version(kernel), qemu_version(qemu))
+    return VmKit(qemu, kernel, build_initramfs(kernel), kernel_version(kernel), qemu_version(qemu),
+                 kernel_bytes=kernel.stat().st_size)
 
 
 _CLIENT = None
@@ -309,6 +313,9 @@ def _extract(client, image_ref: str, folder: Path) -> None:
         _untar(container.get_archive("/bin/busybox")[0], part)
         version = (part / "kernel-version").read_text().strip()
         _untar(container.get_archive(f"/lib/modules/{version}")[0], part / "modules")
+        # Only the size is wanted: the archive's stat says it, the 8 MB stream is left unread.
+        size = container.get_archive(f"/boot/vmlinuz-{version}")[1]["size"]
+        (part / "kernel-bytes").write_text(str(size))
     finally:
         container.remove(force=True)
     (part / "busybox").chmod(0o755)
@@ -325,22 +332,27 @@ def image_kit() -> VmKit:
         raise VmUnavailable(missing_advice() + f"\n(The VM image needs Docker: {exc})") from None
     except ImageNotFound:
         raise VmUnavailable(missing_advice() or (
-            f"The VM image {image_ref} is not present: {IMAGE_WAY_OUT}; or install QEMU and a "
-            "kernel on this machine and leave DOCKERCOURSE_VM unset.")) from None
+            f"The VM image {image_ref} is not present: {IMAGE_WAY_OUT}. Or, with QEMU and a "
+            "kernel on this machine, leave DOCKERCOURSE_VM unset.")) from None
     except (DockerException, OSError) as exc:
         raise VmUnavailable(f"Docker did not answer about {image_ref}: {exc}") from None
     if image.id in _IMAGE_KITS:
         return _IMAGE_KITS[image.id]
     folder = VM_CACHE / f"image-{image.id.split(':')[-1][:12]}"
-    if not (folder / "kernel-version").exists():
-        _extract(_client(), image_ref, folder)
+    if not (folder / "kernel-bytes").exists():
+        try:
+            _extract(_client(), image_ref, folder)
+        except (DockerException, OSError, KeyError) as exc:
+            raise VmUnavailable(f"Could not read QEMU's kernel and busybox from {image_ref} "
+                                f"({exc}); rebuild it: {IMAGE_WAY_OUT}.") from None
     version = (folder / "kernel-version").read_text().strip()
     applets = (folder / "busybox-applets").read_text().split()
     initrd = _initramfs(version, folder / "modules" / version, folder / "busybox", applets)
     qemu_text = (folder / "qemu-version").read_text()
     m = re.search(r"version ([0-9.]+)", qemu_text)
     found = VmKit(IMAGE_QEMU, Path(IMAGE_KERNEL), initrd, version,
-                  m.group(1) if m else qemu_text.strip()[:40], "image", image_ref)
+                  m.group(1) if m else qemu_text.strip()[:40], "image", image_ref,
+                  int((folder / "kernel-bytes").read_text()))
     _IMAGE_KITS[image.id] = found
     return found
 
@@ -673,7 +685,8 @@ def accelerator(refresh: bool = False) -> Accelerator:
     key = f"{platform.release()}|{k.qemu_version}|{k.kernel_version}|{MACHINE}"
     if k.where == "image":
         key += f"|{k.image}"
-    cache = VM_CACHE / "accelerator.json"
+    # One answer per side, so that switching DOCKERCOURSE_VM does not re-probe every time.
+    cache = VM_CACHE / ("accelerator.json" if k.where == "host" else "accelerator-image.json")
     try:
         saved = json.loads(cache.read_text())
         if saved.get("key") == key and not refresh:

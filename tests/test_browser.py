@@ -33,6 +33,11 @@ def lab(tmp_path_factory):
     settings.mkdir(parents=True)
     # Render every cell, so the test can read outputs far down the notebook.
     (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    # Never write the executed notebooks back: the course ships them without outputs.
+    docmanager = home / "settings" / "@jupyterlab" / "docmanager-extension"
+    docmanager.mkdir(parents=True)
+    (docmanager / "plugin.jupyterlab-settings").write_text(json.dumps({"autosave": False}))
+    before = {p: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")}
     port, token = free_port(18888, quiet=True), secrets.token_hex(16)
     env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
@@ -57,6 +62,20 @@ def lab(tmp_path_factory):
     yield base, token
     proc.terminate()
     proc.wait(timeout=30)
+    changed = [p.name for p, data in before.items() if p.read_bytes() != data]
+    assert not changed, f"the browser run wrote into {changed}"
+
+
+def open_notebook(page, base, token, name):
+    """Open a notebook in a fresh workspace and wait until its own kernel is connected."""
+    page.goto(f"{base}/lab/tree/notebooks/{name}?reset&token={token}")
+    page.wait_for_function(
+        "name => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+        " return w && w.context && w.context.path.endsWith(name)"
+        " && w.sessionContext && w.sessionContext.session"
+        " && w.sessionContext.session.kernel"
+        " && w.sessionContext.session.kernel.connectionStatus === 'connected'; }",
+        arg=name, timeout=90_000)
 
 
 def test_notebook_00_runs_in_jupyterlab(lab, client, kit):
@@ -90,3 +109,34 @@ def test_notebook_00_runs_in_jupyterlab(lab, client, kit):
     assert [l for l in lines if "KVM" in l], panel
     assert "hello from a container" in "\n".join(outputs)
     assert not [t for t in outputs if "Traceback" in t]
+
+
+LESSONS = sorted(p.name for p in (ROOT / "notebooks").glob("0[1-9]-*.ipynb"))
+
+
+@pytest.mark.parametrize("name", LESSONS)
+def test_lesson_runs_in_jupyterlab_and_its_widgets_render(lab, client, kit, name):
+    """Every lesson in the real browser: runs to its clean-up cell, every widget view renders."""
+    from playwright.sync_api import sync_playwright
+    base, token = lab
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        open_notebook(page, base, token, name)
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        try:
+            page.wait_for_selector("text=/Removed \\d+ containers/", timeout=240_000)
+        finally:
+            page.screenshot(path=str(ARTIFACTS / f"{name[:-6]}.png"), full_page=True)
+        outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
+        panels = page.locator(".jp-OutputArea-output", has=page.locator(".widget-button"))
+        widgets = panels.count()
+        for i in range(min(widgets, 3)):
+            panels.nth(i).screenshot(path=str(ARTIFACTS / f"{name[:2]}-panel-{i}.png"))
+        page.evaluate("window.jupyterapp.commands.execute('kernelmenu:shutdown')")
+        browser.close()
+    text = "\n".join(outputs)
+    assert "Traceback" not in text
+    assert "Error displaying widget" not in text and "Loading widget..." not in text
+    assert widgets > 0, "no button of any panel rendered"

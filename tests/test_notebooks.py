@@ -1,5 +1,4 @@
 """Every notebook runs top to bottom against the real engine and leaves nothing labelled behind."""
-import json
 import time
 from pathlib import Path
 

@@ -34,7 +34,7 @@ def test_missing_image_red_then_prepare_button_fixes_it(client, kit, monkeypatch
 def test_clean_button_removes_only_the_course_resources(client, kit):
     tag = uuid.uuid4().hex[:6]
     own = client.containers.create(kit["busybox"], ["true"], name=f"learner-{tag}")
-    course = client.containers.create(kit["busybox"], ["true"], name=f"course-{tag}",
+    client.containers.create(kit["busybox"], ["true"], name=f"course-{tag}",
                                       labels=labels(2))
     try:
         panel = Preflight()

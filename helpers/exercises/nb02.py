@@ -34,8 +34,8 @@ def _solve(client):
          f"answers at <code>http://127.0.0.1:{HOST_PORT}/</code> on your machine (the app listens "
          f"on {CONTAINER_PORT} inside the container). If {HOST_PORT} is taken by another program, "
          "use the port the cell above chose.",
-    hint=f"`-p HOST:CONTAINER` publishes a container's port on the host; add 127.0.0.1: in "
-         f"front so that only your own machine can reach it. `-d` runs it in the background.",
+    hint="`-p HOST:CONTAINER` publishes a container's port on the host; add 127.0.0.1: in "
+         "front so that only your own machine can reach it. `-d` runs it in the background.",
     answer=f"docker run -d -p 127.0.0.1:{HOST_PORT}:{CONTAINER_PORT} {WEBAPP}\n"
            f"# or: client.containers.run('{WEBAPP}', detach=True,\n"
            f"#         ports={{'{CONTAINER_PORT}/tcp': ('127.0.0.1', {HOST_PORT})}})",

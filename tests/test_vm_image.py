@@ -1,0 +1,101 @@
+"""The VM side from the course's VM image: QEMU, kernel and busybox come from a container.
+
+The first test to need it builds dockercourse/vmkit:1 offline (mmdebstrap from Debian's packages:
+about 2 minutes and 250 MB on a fresh machine); like every kit image it then stays. The VM boots
+under TCG with DOCKERCOURSE_VM=image, so QEMU runs in the container even where the host has it.
+"""
+import time
+
+import pytest
+from docker.errors import NotFound
+
+from helpers import images, vm
+from helpers.images import KIT_LABEL, catalogue, ensure_images
+from helpers.labels import LABEL
+from helpers.preflight import check_images
+
+pytestmark = [pytest.mark.vm_image, pytest.mark.vm]
+
+
+@pytest.fixture(scope="module")
+def vmkit(client):
+    """The VM image's tag, built offline here if it is not present."""
+    began = time.perf_counter()
+    how = ensure_images(client, names=["vmkit"], allow_pull=False)
+    image = catalogue(optional=True)["vmkit"].ref
+    print(f"\n{image}: {how[image]} in {time.perf_counter() - began:.1f} s, "
+          f"{client.images.get(image).attrs['Size'] / 2**20:.0f} MiB")
+    return image
+
+
+@pytest.fixture
+def image_side(monkeypatch, vmkit):
+    monkeypatch.setenv("DOCKERCOURSE_VM", "image")
+    return vmkit
+
+
+def test_the_vm_image_is_optional_and_skipped_by_default(client, kit, monkeypatch):
+    built = []
+    monkeypatch.setattr(images, "build_offline", lambda c, img, **kw: built.append(img.name))
+    monkeypatch.setattr(images, "pull", lambda c, img: built.append(img.name))
+    entry = catalogue(optional=True)["vmkit"]
+    assert entry.optional and entry.own and "vmkit" not in catalogue()
+    report = ensure_images(client)
+    assert entry.ref not in report and built == []
+    assert "vmkit" not in check_images(client).text
+
+
+def test_the_vm_image_is_the_course_own_and_carries_qemu(client, vmkit):
+    labels = client.images.get(vmkit).labels
+    assert labels[KIT_LABEL] == "vmkit"
+    assert "the course's own image" in labels[f"{KIT_LABEL}.stands-for"]
+    out = client.containers.run(vmkit, ["sh", "-c", "qemu-system-x86_64 --version; "
+                                        "cat /vmkit/kernel-version; ls /vmkit/vmlinuz"],
+                                remove=True, network_mode="none",
+                                labels={LABEL: "07"}).decode()
+    assert catalogue(optional=True)["vmkit"].version_expect in out
+    assert client.images.get(vmkit).attrs["Size"] < 400 * 2**20
+    assert images.main(["ensure", "--offline", "--name", "vmkit"]) == 0
+
+
+def test_vm_boots_from_the_image_under_tcg(client, image_side):
+    k = vm.kit()
+    assert (k.where, k.image) == ("image", image_side)
+    image_kernel = client.containers.run(image_side, ["cat", "/vmkit/kernel-version"],
+                                         remove=True, network_mode="none",
+                                         labels={LABEL: "07"}).decode().strip()
+    with vm.VM(f"echo {vm.READY}; uname -r; hostname", accel="tcg") as guest:
+        seconds = guest.wait_ready(180)
+        guest.wait_done(60)
+        figures = guest.figures()
+        container = guest.container
+        container.reload()
+        host = container.attrs["HostConfig"]
+        assert host["NetworkMode"] == "none" and not host.get("Devices")
+        assert container.labels[LABEL] == "07"
+    assert 0 < seconds < 180
+    assert image_kernel in guest.output and "dockercourse-vm" in guest.output
+    assert figures["accelerator"] == "tcg" and figures["qemu_ran"] == "image"
+    assert figures["memory"]["memory_mib"] > 16 and figures["memory"]["source"]
+    with pytest.raises(NotFound):
+        client.containers.get(container.id)
+    assert client.containers.list(all=True, filters={"label": LABEL,
+                                                     "ancestor": image_side}) == []
+
+
+def test_without_qemu_or_the_image_both_ways_out_are_named(monkeypatch):
+    monkeypatch.delenv("DOCKERCOURSE_VM", raising=False)
+    monkeypatch.setattr(vm, "find_qemu", lambda: None)
+    monkeypatch.setattr(vm, "ref", lambda name: "dockercourse/no-such-vmkit:0")
+    with pytest.raises(vm.VmUnavailable) as err:
+        vm.kit()
+    message = str(err.value)
+    assert "apt-get install qemu-system-x86" in message
+    assert "python -m helpers.images ensure --name vmkit" in message
+    assert not vm.available()
+
+
+def test_console_lines_survive_any_chunking():
+    chunks = [b"[ 0.1] boot", b"ing\r\nDOCKERCOURSE-", b"READY\r\n", b"\n", b"tail"]
+    assert list(vm._split_lines(chunks)) == [b"[ 0.1] booting\r\n", b"DOCKERCOURSE-READY\r\n",
+                                             b"\n", b"tail"]
