@@ -61,11 +61,20 @@ def bars(ax, names: list, values: list, unit: str, title: str = "", errors: list
     ax.set_ylabel(unit)
     ax.set_title(title, fontsize=10)
     if log:
-        ax.set_yscale("log")
+        _log_axis(ax)
     for i, v in enumerate(values):
         ax.annotate(f"{v:.3g}", (i, v), ha="center", va="bottom", fontsize=8,
                     xytext=(0, 2), textcoords="offset points")
     ax.tick_params(axis="x", labelsize=8)
+
+
+def _log_axis(ax) -> None:
+    """A log scale labelled in plain numbers (0.2, 1, 4), not powers of ten."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def distribution(ax, samples: dict, unit: str, title: str = "", log: bool = True) -> None:
@@ -84,7 +93,7 @@ def distribution(ax, samples: dict, unit: str, title: str = "", log: bool = True
     ax.set_ylabel(unit)
     ax.set_title(title, fontsize=10)
     if log:
-        ax.set_yscale("log")
+        _log_axis(ax)
 
 
 def timeline(ax, series: dict, unit: str, title: str = "", xunit: str = "s") -> None:

@@ -112,7 +112,8 @@ def pull(client: docker.DockerClient, image: KitImage) -> None:
                 overall = overall or Progress(f"pull {image.ref}", 1.0)
                 overall.update(done, total, caption)
     except (APIError, DockerException, OSError) as exc:
-        raise PullFailed(str(exc).splitlines()[0][:200]) from None
+        reason = getattr(exc, "explanation", None) or str(exc)
+        raise PullFailed(str(reason).splitlines()[0][:200]) from None
     finally:
         for bar in bars.values():
             bar.close()
