@@ -28,3 +28,12 @@ def test_check_fails_untouched_and_passes_on_solution(client, kit, exercise_id):
 def test_every_exercise_has_hint_and_answer():
     for ex in all_exercises().values():
         assert ex.hint.strip() and ex.answer.strip() and ex.task.strip(), ex.id
+
+
+def test_check_button_with_the_engine_stopped_says_what_to_start(monkeypatch, tmp_path):
+    from helpers.exercises import check_button
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/stopped.sock")
+    panel = check_button(EXERCISES[0])
+    panel.check.click()
+    assert "No Docker Engine answered" in panel.output.value
+    assert "Traceback" not in panel.output.value
