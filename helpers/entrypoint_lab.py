@@ -20,7 +20,7 @@ from docker.errors import APIError
 from .builder import build
 from .images import ref
 from .labels import labels
-from .ui import GREY, error_html, status_html
+from .ui import GREY, RED, error_html, status_html
 
 FORMS = ("none", "exec", "shell")
 ENTRYPOINTS = {"none": None,
@@ -95,7 +95,7 @@ def _cell(trial: Trial | None) -> str:
     ran = html.escape(" ".join(shlex.quote(a) for a in trial.started or []))
     said = html.escape(trial.output) if trial.output else f"<i style='color:{GREY}'>(nothing)</i>"
     if trial.error:
-        said = f"<span style='color:#cf222e'>{html.escape(trial.error[:120])}</span>"
+        said = f"<span style='color:{RED}'>{html.escape(trial.error[:120])}</span>"
     inherited = (f" <i style='color:{GREY}'>(busybox's own CMD, inherited through FROM)</i>"
                  if trial.entrypoint == trial.cmd == "none" and not trial.run_args else "")
     return f"ran: <code>{ran}</code>{inherited}<br>printed: <code>{said}</code>"
