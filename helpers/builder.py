@@ -11,7 +11,6 @@ Desktop, whose `docker build` CLI uses BuildKit and prints "#5 CACHED" instead.
 """
 from __future__ import annotations
 
-import io
 import re
 import time
 from dataclasses import dataclass, field
@@ -21,8 +20,9 @@ from typing import Callable
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
+from .explorer import layers as image_layers
 from .labels import labels
-from .ui import Progress
+from .ui import Progress, human_bytes
 
 STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 LAYER_ID = re.compile(r"^ ---> ([0-9a-f]{12})$")
@@ -280,32 +280,18 @@ def build(client: docker.DockerClient, path: str | Path, tag: str | None = None,
     return result
 
 
-@dataclass
-class Layer:
-    step: Step | None           # None for the base image's own layers
-    size_bytes: int
-    created_by: str
-
-
-def layers(client: docker.DockerClient, result: BuildResult) -> list[Layer]:
-    """The built image's layers (`docker history`), oldest first, matched to the build's steps."""
+def step_sizes(client: docker.DockerClient, result: BuildResult) -> tuple[int, dict]:
+    """The base image's bytes, and the bytes each build step's layer adds by step number
+    (`docker history`, matched to the build's steps through the images the build kept)."""
     by_id = {s.image_id: s for s in result.steps if s.image_id}
-    out = []
-    for h in reversed(client.api.history(result.image_id)):
-        short = h.get("Id", "").split(":")[-1][:12]
-        step = by_id.get(short)
-        if step is not None and step.keyword == "FROM":
-            step = None  # the base image's top layer
-        out.append(Layer(step, int(h.get("Size", 0)), h.get("CreatedBy", "")))
-    return out
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
+    base, sizes = 0, {}
+    for layer in image_layers(client, result.image_id):
+        step = by_id.get(layer.step_image_id.split(":")[-1][:12])
+        if step is None or step.keyword == "FROM":
+            base += layer.size_bytes
+        else:
+            sizes[step.number] = sizes.get(step.number, 0) + layer.size_bytes
+    return base, sizes
 
 
 KIND_COLOURS = {"base": "#8c959f", "cached": "#0969da", "rebuilt": "#bf8700"}
@@ -316,13 +302,7 @@ def layer_chart(client: docker.DockerClient, result: BuildResult):
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    sizes = {}
-    base_bytes = 0
-    for layer in layers(client, result):
-        if layer.step is None:
-            base_bytes += layer.size_bytes
-        else:
-            sizes[layer.step.number] = sizes.get(layer.step.number, 0) + layer.size_bytes
+    base_bytes, sizes = step_sizes(client, result)
     steps = [s for s in result.steps if not s.added_by_course]
     names = [f"{s.number}. {s.instruction[:38]}" for s in steps]
     colours = [KIND_COLOURS[s.kind] for s in steps]
@@ -352,13 +332,6 @@ def layer_chart(client: docker.DockerClient, result: BuildResult):
                  f"rebuilt, {result.seconds:.1f} s in all", fontsize=10)
     fig.tight_layout()
     return fig
-
-
-def figure_png(fig) -> bytes:
-    """A matplotlib figure as PNG bytes (for an ipywidgets Image, which works headless too)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    return buf.getvalue()
 
 
 def image_size_bytes(client: docker.DockerClient, image: str) -> int:

@@ -114,7 +114,8 @@ def save(fig, path: Path) -> Path:
     return path
 
 
-def _png(fig: Figure) -> bytes:
+def png(fig: Figure) -> bytes:
+    """A figure as PNG bytes: for an ipywidgets Image, which shows it headless too."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     return buf.getvalue()
@@ -122,4 +123,4 @@ def _png(fig: Figure) -> bytes:
 
 if in_notebook():  # a bare Figure as a cell's value shows as a picture
     from IPython import get_ipython
-    get_ipython().display_formatter.formatters["image/png"].for_type(Figure, _png)
+    get_ipython().display_formatter.formatters["image/png"].for_type(Figure, png)

@@ -16,7 +16,8 @@ from pathlib import Path
 import docker
 import ipywidgets as w
 
-from .builder import BuildResult, KIND_COLOURS, Step, build, figure_png, layer_chart
+from .builder import BuildResult, KIND_COLOURS, Step, build, layer_chart
+from .charts import png
 from .images import DATA, ROOT
 from .ui import GREY, Progress, error_html, status_html
 
@@ -155,7 +156,7 @@ class DockerfileEditor(w.VBox):
                       f"{result.seconds:.1f} s: {result.cached} steps from the cache, "
                       f"{result.rebuilt} rebuilt.")
             try:
-                self.chart.value = figure_png(layer_chart(self.client, result))
+                self.chart.value = png(layer_chart(self.client, result))
             except docker.errors.DockerException as exc:  # removed meanwhile (clean-up)
                 self.status.value += error_html(f"No layer chart: {exc}")
         else:

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 import docker
 from docker.errors import APIError, ImageNotFound
 
-from .builder import figure_png, human_bytes
-from .ui import GREEN, GREY, Progress, error_html, status_html
+from .ui import GREEN, GREY, Progress, error_html, human_bytes, status_html
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -57,13 +56,24 @@ def _makes_layer(created_by: str) -> bool:
     return bool(after) and after[0] in ("COPY", "ADD")
 
 
+def _layer_steps(history: list, count: int) -> list[dict]:
+    """The `docker history` entries that made the image's `count` layers, bottom first."""
+    entries = list(reversed(history))
+    sure = [i for i, h in enumerate(entries) if _makes_layer(h.get("CreatedBy", ""))]
+    # WORKDIR adds a layer only when it had to create the folder, which history does not say.
+    maybe = [i for i, h in enumerate(entries)
+             if i not in sure and "#(nop) WORKDIR " in h.get("CreatedBy", "")]
+    for chosen in (sure, sorted(sure + maybe)):
+        if len(chosen) == count:
+            return [entries[i] for i in chosen]
+    return [{}] * count  # an image from elsewhere with an unusual history
+
+
 def layers(client: docker.DockerClient, ref: str) -> list[Layer]:
     """The layers of `ref`, bottom first: `docker inspect` (RootFS) + `docker history` (steps)."""
     image = client.images.get(ref)
     diff_ids = image.attrs["RootFS"].get("Layers") or []
-    steps = [h for h in reversed(image.history()) if _makes_layer(h.get("CreatedBy", ""))]
-    if len(steps) != len(diff_ids):  # an image from elsewhere with an unusual history
-        steps = [{}] * len(diff_ids)
+    steps = _layer_steps(image.history(), len(diff_ids))
     return [Layer(i, d, s.get("CreatedBy", "?"), int(s.get("Size", 0)),
                   s.get("Id", "") if s.get("Id", "").startswith("sha256:") else "")
             for i, (d, s) in enumerate(zip(diff_ids, steps))]
@@ -212,7 +222,8 @@ def layers_chart_png(stack: list[Layer], title: str, shared: int = 0) -> bytes:
     ax.set_title(title + (f"  (grey: {shared} shared layers)" if shared else ""), fontsize=9)
     ax.margins(x=0.25)
     fig.tight_layout()
-    return figure_png(fig)
+    from .charts import png
+    return png(fig)
 
 
 def _with_tag(name: str | None) -> str | None:

@@ -8,6 +8,15 @@ import time
 GREEN, RED, GREY, AMBER = "#1a7f37", "#cf222e", "#57606a", "#9a6700"
 
 
+def human_bytes(n: float) -> str:
+    """A size as people read it: 512 B, 3.4 KiB, 1.9 MiB."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
 def in_notebook() -> bool:
     """True inside a Jupyter kernel, where widgets can be shown."""
     try:

@@ -508,26 +508,23 @@ class VM:
         self.ready.set()  # wake waiters; they check ready_at
         self.done.set()
 
-    def _wait(self, event: threading.Event, timeout: float, what: str) -> None:
+    def _seconds_until(self, event: threading.Event, stamp: str, timeout: float,
+                       what: str) -> float:
+        """Wait for a marker; seconds from starting QEMU to when it appeared."""
         if not event.wait(timeout):
             self.stop()
             raise TimeoutError(f"The VM ({self.accel}) did not reach {what} within {timeout:.0f} s.")
+        if getattr(self, stamp) is None:
+            raise RuntimeError(f"QEMU stopped before {what}:\n" + "\n".join(self.lines[-8:]))
+        return getattr(self, stamp) - self.started_at
 
     def wait_ready(self, timeout: float = 120) -> float:
         """Seconds from starting QEMU to the guest's ready marker."""
-        self._wait(self.ready, timeout, "the ready marker")
-        if self.ready_at is None:
-            raise RuntimeError("QEMU stopped before the guest was ready:\n" +
-                               "\n".join(self.lines[-8:]))
-        return self.ready_at - self.started_at
+        return self._seconds_until(self.ready, "ready_at", timeout, "the ready marker")
 
     def wait_done(self, timeout: float = 300) -> float:
         """Seconds from starting QEMU to the end of the workload."""
-        self._wait(self.done, timeout, "the end of its workload")
-        if self.done_at is None:
-            raise RuntimeError("QEMU stopped before the workload ended:\n" +
-                               "\n".join(self.lines[-8:]))
-        return self.done_at - self.started_at
+        return self._seconds_until(self.done, "done_at", timeout, "the end of its workload")
 
     @property
     def output(self) -> list[str]:

@@ -93,3 +93,17 @@ def test_engine_not_answering_is_an_error_line():
     dead = docker.DockerClient(base_url="unix:///tmp/dockercourse-no-engine.sock", version="1.41")
     ex = ImageExplorer(dead)
     assert "Could not list images" in ex.error.value
+
+
+def test_a_workdir_that_creates_its_folder_keeps_steps_paired(client, kit):
+    """WORKDIR makes a layer only when the folder is new; history does not say so."""
+    dockerfile = f"FROM {kit['busybox']}\nWORKDIR /brand-new\nRUN echo x > here.txt\n"
+    client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag="course01/test-workdir",
+                        labels=labels(1), rm=True)
+    try:
+        stack = layers(client, "course01/test-workdir")
+        assert [l.step.split()[0] for l in stack[-2:]] == ["WORKDIR", "RUN"]
+        assert which_layer(client, "course01/test-workdir", "/brand-new/here.txt").step \
+            .startswith("RUN echo x")
+    finally:
+        client.images.remove("course01/test-workdir", force=True)
