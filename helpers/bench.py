@@ -325,7 +325,8 @@ def build_vs_provision(client: docker.DockerClient | None = None, runs: int = 3,
 
 def write_throughput(client: docker.DockerClient | None = None, mib: int = 32, runs: int = 3,
                      nn: int = NN) -> dict:
-    """MiB/s of `dd ... conv=fsync` into the container layer, a volume, a bind mount, a VM disk.
+    """MiB/s of `dd ... conv=fsync` into the container layer, a volume, a bind mount, a tmpfs
+    and a VM disk.
 
     Timed on the host from the line printed just before `dd` to the one just after (busybox's
     dd does not print its own speed), the same way on both sides.
@@ -337,7 +338,9 @@ def write_throughput(client: docker.DockerClient | None = None, mib: int = 32, r
     bind = tempfile.mkdtemp(prefix="dockercourse-bind-")
     targets = {"container layer": ("/tmp/out", {}),
                "named volume": ("/vol/out", {"volumes": {volume.name: {"bind": "/vol"}}}),
-               "bind mount": ("/bind/out", {"volumes": {bind: {"bind": "/bind"}}})}
+               "bind mount": ("/bind/out", {"volumes": {bind: {"bind": "/bind"}}}),
+               # memory only: fsync has no disk to wait for, so this is the page cache's part
+               "tmpfs": ("/mem/out", {"tmpfs": {"/mem": f"size={mib + 8}m"}})}
     results = {}
     with Progress("write throughput", (len(targets) + 1) * runs) as bar:
         try:

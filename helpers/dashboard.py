@@ -1,47 +1,43 @@
 """A live view of the course's containers: state, CPU, memory and last log lines (02-containers).
 
-`Dashboard(client).start()` refreshes in a background thread, so the notebook's kernel stays free
+`Dashboard(lesson=lesson).start()` refreshes in a background thread, so the notebook's kernel stays free
 for other cells; `stop()` (or the Stop button, or `close()`) ends the thread. `refresh()` takes
 one snapshot, for headless runs and tests.
 """
 from __future__ import annotations
 
-import html
 import threading
 import time
 
-import docker
-from docker.errors import APIError, NotFound
+from docker.errors import NotFound
 
 from .labels import LABEL, label_filter
 from .measure import cpu_percent_from_stats, memory_mib_from_stats
-from .ui import GREEN, GREY, RED, error_html, status_html
+from .ui import Panel, html_table, plain_words, status_html
 
 
-class Dashboard:
-    """The course's containers (label dockercourse.notebook), refreshed every `interval` seconds."""
+class Dashboard(Panel):
+    """The course's containers (label dockercourse.notebook), refreshed every `interval` seconds;
+    `nn` narrows it to one lesson's."""
 
-    def __init__(self, client: docker.DockerClient, interval: float = 2.0, nn=None,
-                 log_lines: int = 3):
+    def __init__(self, *, lesson, interval: float = 2.0, nn=None, log_lines: int = 3):
         import ipywidgets as w
-        self.client, self.interval, self.nn, self.log_lines = client, interval, nn, log_lines
+        super().__init__()
+        self.lesson, self.interval, self.nn, self.log_lines = lesson, interval, nn, log_lines
         self.table = w.HTML()
-        self.status = w.HTML()
-        self.stop_button = w.Button(description="Stop", icon="stop")
-        self.start_button = w.Button(description="Start", icon="play")
-        self.stop_button.on_click(lambda _: self.stop())
-        self.start_button.on_click(lambda _: self.start())
-        self.widget = w.VBox([w.HBox([self.start_button, self.stop_button, self.status]),
-                              self.table])
+        self.line = w.HTML()
+        self.button("start", self.start, "Start", icon="play")
+        self.button("stop", self.stop, "Stop", icon="stop")
+        self.layout(w.HBox([*self.buttons.values(), self.line]), self.table)
         self.refreshes = 0
         self.rows: list[dict] = []
         self._previous: dict[str, dict] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    @property
+    def client(self):
+        return self.lesson.client
 
     @property
     def running(self) -> bool:
@@ -75,30 +71,24 @@ class Dashboard:
         """Take one snapshot and draw it; an engine that stops answering gets an error line."""
         try:
             self.rows = self.snapshot()
-        except (APIError, OSError, docker.errors.DockerException) as exc:
-            self.status.value = error_html(f"The engine did not answer ({exc}); retrying.")
+        except Exception as exc:  # shown in the panel; the loop tries again next interval
+            self.error(plain_words(exc) + (" Retrying." if self.running else ""))
             return self.rows
+        self.status.value = ""
         self.refreshes += 1
         self._draw()
         return self.rows
 
     def _draw(self) -> None:
-        colour = {"running": GREEN, "exited": RED, "paused": "#9a6700"}
-        body = "".join(
-            "<tr>" + "".join(f"<td style='padding:2px 8px;vertical-align:top'>{v}</td>" for v in (
-                html.escape(r["name"]), r["notebook"], html.escape(r["image"]),
-                f"<span style='color:{colour.get(r['status'], GREY)}'>{r['status']}</span>",
-                "—" if r["cpu_percent"] is None else f"{r['cpu_percent']:.1f} %",
-                "—" if r["memory_mib"] is None else f"{r['memory_mib']:.1f} MiB",
-                f"<pre style='margin:0;font-size:11px'>{html.escape(r['logs'])}</pre>")) + "</tr>"
-            for r in self.rows)
-        head = "".join(f"<th style='text-align:left;padding:2px 8px'>{h}</th>" for h in
-                       ("container", "notebook", "image", "state", "CPU", "memory",
-                        f"last {self.log_lines} log lines"))
-        self.table.value = (f"<table><tr>{head}</tr>{body}</table>" if self.rows else
-                            status_html(None, "No course containers right now."))
+        rows = [(r["name"], r["notebook"], r["image"], r["status"],
+                 "—" if r["cpu_percent"] is None else f"{r['cpu_percent']:.1f} %",
+                 "—" if r["memory_mib"] is None else f"{r['memory_mib']:.1f} MiB", r["logs"])
+                for r in self.rows]
+        self.table.value = html_table(["container", "notebook", "image", "state", "CPU",
+                                       "memory", f"last {self.log_lines} log lines"], rows) \
+            if rows else status_html(None, "No course containers right now.")
         when = time.strftime("%H:%M:%S")
-        self.status.value = status_html(
+        self.line.value = status_html(
             None, f"{'live, every ' + str(self.interval) + ' s' if self.running else 'stopped'}"
                   f" · updated {when}")
 
@@ -112,8 +102,7 @@ class Dashboard:
         if self.running:
             return self
         self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="course-dashboard", daemon=True)
-        self._thread.start()
+        self._thread = self.thread(self._loop)
         return self
 
     def stop(self) -> None:

@@ -10,6 +10,7 @@ import platform
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import docker
 from docker.errors import DockerException
@@ -52,8 +53,42 @@ def advice(error: BaseException | str = "", system: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def use_course_engine() -> bool:
+    """Point this process (and the `docker` commands it runs) at the course's own engine, when
+    no DOCKER_HOST is set, nothing answers at the default socket, and the course's engine runs.
+
+    Kernels started by a plain `jupyter lab` (the conda route) find the engine this way."""
+    if os.environ.get("DOCKER_HOST") or engine_answers_at(f"unix://{DEFAULT_SOCKET}"):
+        return False
+    from .own_engine import read_state
+    state = read_state()
+    if not state:
+        return False
+    os.environ.update(state.env())
+    return True
+
+
+def client_at(host: str, timeout: int = 30) -> docker.DockerClient:
+    return docker.DockerClient(base_url=host, timeout=timeout)
+
+
+def engine_answers_at(host: str, timeout: int = 2) -> bool:
+    """Whether an engine answers at `host` (`unix:///...`), without DOCKER_HOST's help."""
+    if host.startswith("unix://") and not Path(host[len("unix://"):]).exists():
+        return False
+    try:
+        client = client_at(host, timeout)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (DockerException, OSError):
+        return False
+
+
 def connect(timeout: int = 30) -> docker.DockerClient:
     """`docker.from_env()` plus a ping; mirrors what `docker version` needs to succeed."""
+    use_course_engine()
     try:
         client = docker.from_env(timeout=timeout)
         client.ping()
@@ -88,7 +123,23 @@ class EngineInfo:
     cgroup_version: str
     rootless: bool
     desktop: bool
-    compose: str
+    compose: str            # 'v2' (docker compose), 'v1' (docker-compose only) or 'none'
+    compose_version: str
+    buildx_version: str     # '' where the CLI has no buildx plugin: the legacy builder runs
+    image_store: str        # 'containerd' or 'classic'
+    course_engine: bool     # the course's own engine (helpers.own_engine), or the learner's
+
+    @property
+    def builder(self) -> str:
+        return f"BuildKit (buildx {self.buildx_version})" if self.buildx_version \
+            else "legacy builder"
+
+    @property
+    def major(self) -> int:
+        try:
+            return int(self.engine_version.split(".")[0])
+        except ValueError:
+            return 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -110,6 +161,31 @@ def compose_available() -> str:
         if done.returncode == 0:
             return "v1"
     return ""
+
+
+def _cli_output(*args: str) -> str:
+    if not shutil.which("docker"):
+        return ""
+    done = subprocess.run(["docker", *args], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def compose_version() -> str:
+    """`docker compose version --short` ('' without Compose v2)."""
+    return _cli_output("compose", "version", "--short").lstrip("v")
+
+
+def buildx_version() -> str:
+    """The buildx plugin's version ('' without it): BuildKit builds go through it."""
+    words = _cli_output("buildx", "version").split()
+    return words[1].lstrip("v").split("+")[0] if len(words) > 1 else ""
+
+
+def image_store(info: dict) -> str:
+    """'containerd' where the engine keeps images in containerd (Docker 29's and Desktop's
+    default), else 'classic' (the engine's own graph driver, e.g. overlay2)."""
+    status = dict((k, v) for k, v in (info.get("DriverStatus") or []) if isinstance(k, str))
+    return "containerd" if "snapshotter" in status.get("driver-type", "") else "classic"
 
 
 def cli_version() -> str:
@@ -143,4 +219,14 @@ def describe(client: docker.DockerClient | None = None) -> EngineInfo:
         rootless="rootless" in security,
         desktop="Docker Desktop" in os_name,
         compose=compose_available() or "none",
+        compose_version=compose_version(),
+        buildx_version=buildx_version(),
+        image_store=image_store(info),
+        course_engine=_is_course_engine(),
     )
+
+
+def _is_course_engine() -> bool:
+    from .own_engine import read_state
+    state = read_state()
+    return bool(state) and os.environ.get("DOCKER_HOST") == state.host

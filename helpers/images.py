@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
@@ -56,6 +56,9 @@ class KitImage:
     host_packages: tuple = ()
     optional: bool = False   # made only when asked for by name (large, and rarely needed)
     own: bool = False        # the course's own image: no public tag, so never pulled
+    # What the stand-in keeps of the public image, and the file that says so (`source`);
+    # tests check each fact against the stand-in.
+    matches: dict = field(default_factory=dict)
 
     @property
     def public(self) -> str:

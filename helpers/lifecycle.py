@@ -13,8 +13,7 @@ import time
 import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 
-from .labels import labels
-from .ui import AMBER, GREEN, GREY, RED, error_html, status_html
+from .ui import AMBER, GREEN, GREY, RED, Panel, error_html, html_table, status_html
 
 STATES = ("created", "running", "paused", "exited", "removed")
 
@@ -113,36 +112,37 @@ def diagram_svg(current: str, last: tuple | None = None) -> str:
     return "".join(parts)
 
 
-class LifecyclePanel:
+class LifecyclePanel(Panel):
     """Buttons for every transition of one container, and the state diagram the engine drives.
 
     Headless: `panel.buttons["start"].click()`, then read `panel.state` and `panel.log`.
     """
 
-    def __init__(self, client: docker.DockerClient, image: str, command=None, nn: int = 2,
-                 name: str | None = None):
+    def __init__(self, image: str, command=None, *, lesson, name: str | None = None):
         import ipywidgets as w
-        self.client, self.image, self.nn = client, image, nn
+        super().__init__()
+        self.lesson, self.image = lesson, image
         self.command = SLEEPER if command is None else command
-        self.name = name or f"course{int(nn):02d}-lifecycle"
+        self.name = name or f"{lesson.prefix}-lifecycle"
         self.container = None
         self.state, self.last = "none", None
         self.log: list[tuple] = []  # (action, ok, from-state, to-state, seconds)
-        self.buttons = {a: w.Button(description=a, layout=w.Layout(width="88px"))
-                        for a in ALLOWED}
-        for action, button in self.buttons.items():
-            button.on_click(lambda _, a=action: self.do(a))
+        for action in ALLOWED:
+            self.button(action, lambda a=action: self.do(a), layout=w.Layout(width="88px"))
         self.diagram = w.HTML()
-        self.message = w.HTML()
         self.history = w.HTML()
-        self.widget = w.VBox([w.HBox(list(self.buttons.values())), self.diagram,
-                              self.message, self.history])
-        self._adopt_existing()
+        self.layout(w.HBox(list(self.buttons.values())), self.diagram)
+        self.widget.children = [*self.widget.children, self.history]
+        self.guarded(self._adopt_existing)
         self._draw()
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    @property
+    def client(self):
+        return self.lesson.client
+
+    @property
+    def message(self):
+        return self.status
 
     def _adopt_existing(self) -> None:
         """Follow a container this panel made earlier (a re-run cell), instead of a second one."""
@@ -151,8 +151,6 @@ class LifecyclePanel:
             self.state = self.container.status
         except NotFound:
             pass
-        except (APIError, OSError) as exc:
-            self.message.value = error_html(f"The engine did not answer: {exc}")
 
     def refresh_state(self) -> str:
         """Ask the engine: `container.reload(); container.status` ≈ docker inspect -f {{.State.Status}}."""
@@ -168,7 +166,7 @@ class LifecyclePanel:
     def _send(self, action: str):
         if action == "create":
             self.container = self.client.containers.create(
-                self.image, self.command, name=self.name, labels=labels(self.nn))
+                self.image, self.command, name=self.name, labels=self.lesson.labels)
         elif action == "stop":
             self.container.stop(timeout=2)
         elif action == "restart":
@@ -178,12 +176,7 @@ class LifecyclePanel:
 
     def do(self, action: str) -> bool:
         """Send one transition to the engine; True if the engine carried it out."""
-        try:
-            return self._do(action)
-        except (APIError, OSError, docker.errors.DockerException) as exc:
-            self.message.value = error_html(f"The engine did not answer ({exc}): is it running? "
-                                            "Start it, then press the button again.")
-            return False
+        return bool(self.guarded(self._do, action))
 
     def _do(self, action: str) -> bool:
         before = self.refresh_state() if self.container is not None else self.state
@@ -231,11 +224,9 @@ class LifecyclePanel:
         self.diagram.value = diagram_svg(self.state, self.last)
         for action, button in self.buttons.items():
             button.button_style = "success" if self.state in ALLOWED[action] else ""
-        rows = "".join(
-            f"<tr><td>{a}</td><td style='color:{GREEN if ok else RED}'>{'✔' if ok else '✘'}</td>"
-            f"<td>{b} → {s}</td><td>{t * 1000:.0f} ms</td></tr>" for a, ok, b, s, t in self.log[-8:])
-        self.history.value = (f"<table style='font-family:monospace'>{rows}</table>"
-                              if rows else "")
+        rows = [(a, "✔" if ok else "✘", f"{b} → {s}", f"{t * 1000:.0f} ms")
+                for a, ok, b, s, t in self.log[-8:]]
+        self.history.value = html_table(["action", "", "state", "took"], rows) if rows else ""
 
     def remove(self) -> None:
         """Remove the panel's container whatever its state (docker rm -f)."""

@@ -6,14 +6,13 @@ import threading
 from pathlib import Path
 
 from .engine import EngineUnavailable, connect, describe
-from .exercises import Line
 from .images import catalogue, ensure_images, present
 from .labels import clean_up_all
+from .lesson import LESSON_PORT
 from .ports import free_port
-from .ui import Progress, error_html, status_html
+from .ui import Line, Panel, Progress, status_html
 
 MIN_DISK_GIB = 5.0
-LESSON_PORT = 40000
 
 
 def check_engine() -> tuple[list[Line], object]:
@@ -26,6 +25,7 @@ def check_engine() -> tuple[list[Line], object]:
     info = describe(client)
     kind = "Docker Desktop" if info.desktop else ("rootless engine" if info.rootless
                                                   else "Linux engine")
+    kind += ", the course's own" if info.course_engine else ", yours"
     lines = [
         Line(True, f"Engine {info.engine_version} ({kind}) answers at {info.endpoint}"),
         Line(float(info.api_version) >= 1.41,
@@ -36,10 +36,30 @@ def check_engine() -> tuple[list[Line], object]:
              f"{info.cpus} CPUs, {info.memory_gib} GiB for containers",
              "" if info.architecture in ("x86_64", "aarch64", "arm64")
              else "the course's images are built for x86_64 and arm64"),
-        Line(info.compose != "none", f"Compose: {info.compose}",
-             "" if info.compose != "none" else "install Docker Compose (lesson 05 uses it)"),
+        Line(True, f"Builder: {info.builder}; image store: {info.image_store}"
+                   f"{' (image IDs are manifest digests)' if info.image_store == 'containerd' else ''}"),
+        compose_line(info.compose_version),
     ]
+    if info.major and info.major < 23:
+        lines.append(Line("warn", f"Engine {info.engine_version} is older than 23",
+                          "the lessons run, but builds use the legacy builder unless buildx is "
+                          "installed, `docker save` writes the older layout, and Compose v2 must "
+                          "be installed as a plugin; Docker 26 or newer is what the course "
+                          "is shown on first"))
     return lines, client
+
+
+def compose_line(version: str | None = None) -> Line:
+    """Compose v2 (`docker compose`), which lessons 05 and 06 use; v1 reached its end in 2023."""
+    from .engine import compose_version
+    version = compose_version() if version is None else version
+    if version:
+        return Line(True, f"Compose v2: docker compose {version}")
+    return Line(False, "No Compose v2 (`docker compose` fails): lessons 05 and 06 need it",
+                "install the Compose plugin: Docker Desktop has it; on Linux "
+                "`sudo apt-get install docker-compose-plugin` (Docker's packages) or "
+                "`docker-compose-v2` (Ubuntu); `./course start` brings its own where it "
+                "runs its own engine")
 
 
 def check_port(preferred: int = LESSON_PORT) -> Line:
@@ -82,33 +102,30 @@ def check_kvm() -> Line:
                 "on a Linux laptop, enable virtualisation in the firmware and join the kvm group")
 
 
-class Preflight:
-    """The panel: `Preflight().widget` in a notebook; `.run()` re-checks; buttons do the rest."""
+class Preflight(Panel):
+    """The panel: `Preflight()` in a notebook; `.run()` re-checks; buttons do the rest."""
 
     def __init__(self):
         import ipywidgets as w
+        super().__init__()
         self.lines: list[Line] = []
         self.output = w.HTML()
         self.progress = Progress.make_widget("")
         self.progress.layout.visibility = "hidden"
-        self.buttons = {
-            "check": w.Button(description="Check again", icon="refresh", layout=w.Layout(width="auto")),
-            "prepare": w.Button(description="Prepare missing images", icon="download",
-                                layout=w.Layout(width="auto")),
-            "clean": w.Button(description="Clean up course resources", icon="trash",
-                              layout=w.Layout(width="auto")),
-        }
-        self.buttons["check"].on_click(lambda _: self.run())
-        self.buttons["prepare"].on_click(lambda _: self.prepare_images())
-        self.buttons["clean"].on_click(lambda _: self.clean_up())
-        self.message = w.HTML()
-        self.widget = w.VBox([w.HTML("<b>Preflight: is this machine ready?</b>"), self.output,
-                              w.HBox(list(self.buttons.values())), self.progress, self.message])
+        wide = w.Layout(width="auto")
+        self.button("check", self.run, "Check again", icon="refresh", layout=wide)
+        self.button("prepare", self.prepare_images, "Prepare missing images", icon="download",
+                    layout=wide)
+        self.button("clean", self.clean_up, "Clean up course resources", icon="trash",
+                    layout=wide)
+        self.message = self.status
+        self.layout(w.HTML("<b>Preflight: is this machine ready?</b>"), self.output,
+                    w.HBox(list(self.buttons.values())), self.progress)
         self._lock = threading.Lock()
 
     @property
     def ready(self) -> bool:
-        """Every line green, KVM aside (software emulation is slower, not broken)."""
+        """Every line green (or amber), KVM aside (software emulation is slower, not broken)."""
         return bool(self.lines) and all(l.ok is not False for l in self.lines)
 
     def run(self) -> list[Line]:
@@ -132,14 +149,10 @@ class Preflight:
                 bar.update(i, caption=f"preparing {kit[name].ref}")
                 ensure_images(client, names=[name])
             bar.close(caption=f"{len(missing)} prepared" if missing else "all present already")
-            self.message.value = ""
-        except Exception as exc:  # the panel reports, never raises into the notebook
-            self.message.value = error_html(f"Preparing images failed: {exc}")
-        self.run()
+            self.status.value = ""
+        finally:
+            self.run()
 
     def clean_up(self) -> None:
-        try:
-            report = clean_up_all()
-            self.message.value = status_html(not report.problems, str(report))
-        except EngineUnavailable as exc:
-            self.message.value = error_html(str(exc))
+        report = clean_up_all()
+        self.say(not report.problems, str(report))

@@ -1,17 +1,18 @@
 """Getting a machine ready for the course: host packages, a Docker Engine, the course's images.
 
     python -m helpers.setup              what `./course start` runs before JupyterLab
-    python -m helpers.setup --for-tests  what `./course test` runs: offline, sealed, plus Chromium
+    python -m helpers.setup --for-tests  what `./course test` runs: offline, plus Chromium
 
-Where no engine answers, Linux as root with apt installs Debian's docker.io and starts dockerd;
-anywhere else it says exactly what to start, and exits non-zero.
+Where your own Docker Engine answers, the course uses it and installs nothing. Where none does,
+on Linux as root with apt, it starts the course's own engine (`helpers.own_engine`: Debian's
+current Docker Engine unpacked into a private prefix); anywhere else it says exactly what to
+start, and exits non-zero.
 """
 from __future__ import annotations
 
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,20 +21,9 @@ from pathlib import Path
 from .engine import EngineUnavailable, advice, connect, engine_answers
 
 # What the course uses from the host, by Debian package name.
-ENGINE_PACKAGES = ["docker.io", "docker-compose"]
 KIT_PACKAGES = ["busybox-static", "mmdebstrap"]          # the offline image recipes
-VM_PACKAGES = ["qemu-system-x86", "linux-image-amd64"]  # the VM side of every benchmark
-TEST_PACKAGES = ["chromium"]                            # JupyterLab in a real browser
-
-DOCKERD_LOG = Path("/var/log/dockercourse-dockerd.log")
-# A proxy that answers nothing: a pull fails at once instead of reaching a registry.
-DEAD_PROXY = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
-              "NO_PROXY": "localhost,127.0.0.1"}
-# Containers may talk to each other on Docker's bridges, and to nothing beyond.
-EGRESS_RULES = [
-    ["DOCKER-USER", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "RETURN"],
-    ["DOCKER-USER", "!", "-d", "172.16.0.0/12", "-j", "REJECT"],
-]
+VM_PACKAGES = ["qemu-system-x86"]                        # the VM side of every benchmark
+TEST_PACKAGES = ["chromium"]                             # JupyterLab in a real browser
 
 
 def say(text: str) -> None:
@@ -66,60 +56,40 @@ def apt_install(packages: list[str]) -> None:
                    check=True, env=env, stdout=subprocess.DEVNULL)
 
 
-def registry_resolves(host: str = "registry-1.docker.io") -> bool:
-    """Whether the public registry's name resolves at all (here it does not: no network)."""
-    try:
-        socket.getaddrinfo(host, 443)
-        return True
-    except OSError:
-        return False
+def learner_engine() -> str:
+    """Where an engine that is not the course's answers (DOCKER_HOST or the default socket)."""
+    from . import own_engine
+    from .engine import DEFAULT_SOCKET, engine_answers_at
+    state = own_engine.read_state()
+    for host in (os.environ.get("DOCKER_HOST", ""), f"unix://{DEFAULT_SOCKET}"):
+        if host and not (state and host == state.host) and engine_answers_at(host):
+            return host
+    return ""
 
 
-def start_engine(sealed: bool, wait_seconds: int = 60) -> None:
-    """Start dockerd as root, in the background, and wait until its socket answers."""
-    if not shutil.which("dockerd"):
-        raise EngineUnavailable("dockerd is not installed: `apt-get install docker.io`.")
-    env = {**os.environ, **(DEAD_PROXY if sealed else {})}
-    say(f"starting dockerd{' (sealed: dead proxy, no egress)' if sealed else ''}; "
-        f"log in {DOCKERD_LOG}")
-    log = open(DOCKERD_LOG, "ab")
-    subprocess.Popen(["dockerd"], env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                     start_new_session=True)
-    deadline = time.monotonic() + wait_seconds
-    while time.monotonic() < deadline:
-        if engine_answers(timeout=2):
-            return
-        time.sleep(0.5)
-    tail = DOCKERD_LOG.read_text(errors="replace")[-800:]
-    raise EngineUnavailable(f"dockerd did not answer within {wait_seconds} s. Its log ends:\n{tail}")
-
-
-def seal_egress() -> bool:
-    """Reject container traffic to anything beyond Docker's bridges (idempotent)."""
-    if not (shutil.which("iptables") and os.geteuid() == 0):
-        return False
-    for position, rule in ((1, EGRESS_RULES[0]), (2, EGRESS_RULES[1])):
-        exists = subprocess.run(["iptables", "-C", *rule], capture_output=True).returncode == 0
-        if not exists:
-            chain, spec = rule[0], rule[1:]
-            subprocess.run(["iptables", "-I", chain, str(position), *spec], check=True,
-                           capture_output=True)
-    return True
-
-
-def ensure_engine(sealed: bool) -> None:
-    if engine_answers():
-        say("a Docker Engine answers")
-    elif can_install():
-        apt_install(ENGINE_PACKAGES)
-        start_engine(sealed)
-    else:
+def ensure_engine() -> str:
+    """Use the learner's engine where one answers; else the course's own (Linux, root, apt);
+    else say what to start. Returns what serves: 'yours' or 'course'."""
+    from . import own_engine
+    if learner_engine():
+        say("your Docker Engine answers: the course uses it and installs nothing")
+        return "yours"
+    if own_engine.read_state():
+        say(own_engine.status())
+        return "course"
+    if not can_install():
         raise EngineUnavailable(advice())
-    if sealed and can_install():
-        # Only when the course starts the engine may it set the proxy; the egress rule it can
-        # always add, so that no test container reaches beyond this machine.
-        if seal_egress():
-            say("egress from containers is rejected beyond Docker's bridges")
+    try:
+        own_engine.start("26")
+    except own_engine.EngineError as exc:
+        if "name no Debian archive" in str(exc) and own_engine.distribution_engine_ok():
+            raise EngineUnavailable(
+                "This system's own docker.io is recent enough: install and start it "
+                "(`sudo apt-get install docker.io docker-compose-v2 docker-buildx && "
+                "sudo systemctl start docker`), then run this again.") from None
+        raise EngineUnavailable(str(exc)) from None
+    say(own_engine.status())
+    return "course"
 
 
 def main(argv: list | None = None) -> int:
@@ -127,17 +97,29 @@ def main(argv: list | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.setup", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--for-tests", action="store_true",
-                        help="offline and sealed, and install the browser the tests drive")
+                        help="never pull, and install the browser the tests drive")
+    parser.add_argument("--no-engine", action="store_true",
+                        help="only install and fetch what the engines and the VM need")
     args = parser.parse_args(argv)
-    offline = args.for_tests or os.environ.get("DOCKERCOURSE_OFFLINE", "") not in ("", "0")
-    if offline:
+    if args.for_tests:
         os.environ["DOCKERCOURSE_OFFLINE"] = "1"
     started = time.monotonic()
     try:
         if can_install():
             apt_install(KIT_PACKAGES + VM_PACKAGES + (TEST_PACKAGES if args.for_tests else []))
-        # No network (the registry's name does not even resolve): seal the engine we start too.
-        ensure_engine(sealed=offline or not registry_resolves())
+        if can_install():
+            from .vm import find_kernel, unpack_kernel
+            if not find_kernel():
+                say("unpacking Debian's Linux kernel into the course's cache (for the VM side)")
+                unpack_kernel()
+        if args.no_engine:
+            if can_install() and not learner_engine():
+                from . import own_engine
+                own_engine.install_host_packages()
+                for version in ("26", "20.10", "nft"):
+                    own_engine.unpack(version)
+            return 0
+        ensure_engine()
         from .images import ensure_images
         for ref, how in ensure_images(connect(timeout=600)).items():
             say(f"image {ref}: {how}")

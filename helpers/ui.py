@@ -4,8 +4,17 @@ from __future__ import annotations
 import html
 import sys
 import time
+from dataclasses import dataclass
 
 GREEN, RED, GREY, AMBER = "#1a7f37", "#cf222e", "#57606a", "#9a6700"
+
+
+@dataclass
+class Line:
+    """One line of a check: ok (True, False, None for grey, "warn" for amber), what, what to do."""
+    ok: bool | None | str
+    text: str
+    fix: str = ""
 
 
 def human_bytes(n: float) -> str:
@@ -28,8 +37,10 @@ def in_notebook() -> bool:
 
 
 def status_html(ok: bool | None, text: str, fix: str = "") -> str:
-    """One line: a green tick, a red cross or a grey dot (ok=None), the text, and what to do."""
-    mark, colour = {True: ("✔", GREEN), False: ("✘", RED), None: ("●", GREY)}[ok]
+    """One line: a green tick, a red cross, a grey dot (ok=None) or an amber warning
+    (ok="warn"), the text, and what to do."""
+    mark, colour = {True: ("✔", GREEN), False: ("✘", RED), None: ("●", GREY),
+                    "warn": ("▲", AMBER)}[ok]
     fix_html = f' <span style="color:{GREY}">→ {html.escape(fix)}</span>' if fix else ""
     return (f'<div style="font-family:monospace;line-height:1.6">'
             f'<span style="color:{colour};font-weight:bold">{mark}</span> '
@@ -37,7 +48,7 @@ def status_html(ok: bool | None, text: str, fix: str = "") -> str:
 
 
 def status_text(ok: bool | None, text: str, fix: str = "") -> str:
-    mark = {True: "✔", False: "✘", None: "●"}[ok]
+    mark = {True: "✔", False: "✘", None: "●", "warn": "▲"}[ok]
     return f"{mark} {text}" + (f"  → {fix}" if fix else "")
 
 
@@ -135,3 +146,96 @@ class Progress:
     def __exit__(self, exc_type, exc, tb):
         self.close(ok=exc_type is None)
         return False
+
+
+def html_table(headers: list, rows: list, align: str = "left") -> str:
+    """An HTML table whose every cell is escaped: what the engine says is shown, never run."""
+    cell = "padding:2px 10px;border-bottom:1px solid #d0d7de;text-align:" + align
+    head = "".join(f'<th style="{cell}">{html.escape(str(h))}</th>' for h in headers)
+    body = "".join("<tr>" + "".join(f'<td style="{cell}">{html.escape(str(v))}</td>'
+                                    for v in row) + "</tr>" for row in rows)
+    return (f'<table style="border-collapse:collapse;font-family:monospace;font-size:12px">'
+            f"<tr>{head}</tr>{body}</table>")
+
+
+def plain_words(exc: BaseException) -> str:
+    """What went wrong and what to do, for a learner: never a traceback."""
+    from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+
+    from .engine import EngineUnavailable, advice
+    if isinstance(exc, EngineUnavailable):
+        return str(exc)
+    if isinstance(exc, (RequestsConnectionError, ConnectionError)) or \
+            "Connection aborted" in str(exc) or "connection refused" in str(exc).lower():
+        return ("The Docker Engine stopped answering. " + advice(exc) +
+                "\nThen press the button again: the panel reconnects by itself.")
+    if isinstance(exc, ImageNotFound):
+        return (f"{exc.explanation or exc}. The image is not on this engine: run the lesson's "
+                "cell that builds or loads it (or `docker images` to see what you have).")
+    if isinstance(exc, NotFound):
+        return f"{exc.explanation or exc}. It was removed meanwhile: create it again."
+    if isinstance(exc, APIError):
+        return f"The engine refused: {exc.explanation or exc}"
+    if isinstance(exc, DockerException):
+        return f"Docker said: {exc}"
+    if isinstance(exc, TimeoutError):
+        return f"It took too long and was stopped: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Panel:
+    """The base of every panel: `.widget` to show, `.buttons`, a `.status` line, `.error()`.
+
+    A subclass makes its buttons with `self.button(...)`: every callback runs inside one guard
+    that shows any exception in this panel's status line, in plain words with what to do. Work
+    in a thread goes through `self.thread(...)`, under the same guard. A panel shows itself when
+    it is the last thing in a cell.
+    """
+
+    def __init__(self):
+        import ipywidgets as w
+        self.status = w.HTML()
+        self.buttons: dict = {}
+        self.callbacks: dict = {}    # what each button runs, looked up at click time
+        self.widget = w.VBox([self.status])
+
+    def layout(self, *children) -> None:
+        """The panel's widgets, top to bottom; the status line goes last."""
+        import ipywidgets as w
+        self.widget.children = [*[c for c in children if c is not None], self.status]
+        if not isinstance(self.widget, w.VBox):
+            raise TypeError("Panel.widget must stay a VBox")
+
+    def button(self, name: str, on_click, description: str = "", **style):
+        import ipywidgets as w
+        button = w.Button(description=description or name, **style)
+        self.callbacks[name] = on_click
+        button.on_click(lambda _b: self.guarded(self.callbacks[name]))
+        self.buttons[name] = button
+        return button
+
+    def guarded(self, fn, *args, **kwargs):
+        """Run `fn`; any exception becomes this panel's red line."""
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # the one guard: a panel never shows a traceback
+            self.error(plain_words(exc))
+            return None
+
+    def thread(self, fn, *args, **kwargs):
+        """Run `fn` in a daemon thread, under the panel's guard."""
+        import threading
+        worker = threading.Thread(target=self.guarded, args=(fn, *args), kwargs=kwargs,
+                                  daemon=True)
+        worker.start()
+        return worker
+
+    def say(self, ok: bool | None, text: str, fix: str = "") -> None:
+        self.status.value = status_html(ok, text, fix)
+
+    def error(self, message: str) -> None:
+        self.status.value = error_html(message)
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)

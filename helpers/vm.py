@@ -116,20 +116,85 @@ def qemu_version(qemu: str | None = None) -> str:
     return m.group(1) if m else out.strip()[:40]
 
 
+KERNEL_CACHE = VM_CACHE / "kernel"   # Debian's kernel package, unpacked (never installed)
+
+
 def find_kernel() -> Path | None:
-    """A readable /boot/vmlinuz-* whose modules are installed: the running one first, else the newest."""
-    candidates = [Path(f"/boot/vmlinuz-{platform.release()}")] + sorted(
+    """A readable kernel with its modules: the one the course unpacked into its cache first,
+    else one in /boot (the running one first, else the newest)."""
+    candidates = sorted(KERNEL_CACHE.glob("boot/vmlinuz-*")) + \
+        [Path(f"/boot/vmlinuz-{platform.release()}")] + sorted(
         (Path(p) for p in glob.glob("/boot/vmlinuz-*")), key=lambda p: p.stat().st_mtime,
         reverse=True)
     for path in candidates:
-        version = path.name.removeprefix("vmlinuz-")
-        if path.is_file() and os.access(path, os.R_OK) and Path("/lib/modules", version).is_dir():
+        if path.is_file() and os.access(path, os.R_OK) and kernel_modules(path).is_dir():
             return path
     return None
 
 
 def kernel_version(kernel: Path) -> str:
     return kernel.name.removeprefix("vmlinuz-")
+
+
+def kernel_modules(kernel: Path) -> Path:
+    """The modules that belong to `kernel`: beside it in the course's cache, or the system's."""
+    return kernel.parent.parent / "lib" / "modules" / kernel_version(kernel)
+
+
+def unpack_kernel() -> Path:
+    """Debian's versioned kernel package (the one `linux-image-amd64` points to), fetched with
+    `apt-get download` and unpacked with `dpkg -x` into the course's cache, keeping only the
+    kernel and the virtio modules the guest loads (about 10 MB of 400), with a `modules.dep`
+    for them written from the modules' own `depends=` (no depmod needed). Nothing is
+    installed; removing the cache undoes it."""
+    found = sorted(KERNEL_CACHE.glob("boot/vmlinuz-*"))
+    if found:
+        return found[-1]
+    depends = subprocess.run(["apt-cache", "depends", "linux-image-amd64"], capture_output=True,
+                             text=True).stdout
+    names = re.findall(r"Depends: (linux-image-[0-9][^\s]*)", depends)
+    if not names:
+        raise VmUnavailable("apt knows no linux-image-amd64 here: run `apt-get update` first.")
+    part = KERNEL_CACHE.with_suffix(".part")
+    shutil.rmtree(part, ignore_errors=True)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="dockercourse-kernel-") as tmp:
+        done = subprocess.run(["apt-get", "download", "-qq", names[0]], cwd=tmp,
+                              capture_output=True, text=True)
+        debs = list(Path(tmp).glob("*.deb"))
+        if done.returncode != 0 or not debs:
+            raise VmUnavailable(f"Fetching {names[0]} failed: {done.stderr.strip()[-300:]}")
+        subprocess.run(["dpkg", "-x", str(debs[0]), str(part)], check=True)
+    kernel = sorted(part.glob("boot/vmlinuz-*"))[-1]
+    _keep_disk_modules(part / "lib" / "modules" / kernel_version(kernel))
+    for extra in part.glob("usr"):
+        shutil.rmtree(extra)
+    shutil.rmtree(KERNEL_CACHE, ignore_errors=True)
+    part.rename(KERNEL_CACHE)
+    return KERNEL_CACHE / "boot" / kernel.name
+
+
+def _keep_disk_modules(moddir: Path) -> None:
+    """Keep DISK_MODULES and what they depend on; write their modules.dep; drop the rest."""
+    files = {p.name.split(".ko")[0].replace("-", "_"): p for p in moddir.rglob("*.ko*")}
+    keep, todo = {}, list(DISK_MODULES)
+    while todo:
+        name = todo.pop()
+        if name in keep or name not in files:
+            continue   # built into the kernel, or already taken
+        keep[name] = files[name]
+        found = re.search(rb"depends=([^\0]*)\0", files[name].read_bytes())
+        todo += [d for d in (found.group(1).decode().split(",") if found else []) if d]
+    rel = lambda p: str(p.relative_to(moddir))
+    lines = []
+    for name, path in keep.items():
+        found = re.search(rb"depends=([^\0]*)\0", path.read_bytes())
+        deps = [keep[d] for d in (found.group(1).decode().split(",") if found else []) if d in keep]
+        lines.append(f"{rel(path)}: {' '.join(rel(d) for d in deps)}".rstrip())
+    for path in files.values():
+        if path not in keep.values():
+            path.unlink()
+    (moddir / "modules.dep").write_text("\n".join(lines) + "\n")
 
 
 def find_busybox() -> Path | None:
@@ -187,13 +252,12 @@ def build_initramfs(kernel: Path | None = None, busybox: Path | None = None,
     kernel, busybox = kernel or find_kernel(), busybox or find_busybox()
     if not kernel or not busybox:
         raise VmUnavailable(missing_advice())
-    version = kernel_version(kernel)
-    return _initramfs(version, Path("/lib/modules", version), busybox, _applets(busybox),
-                      directory)
+    return _initramfs(kernel_version(kernel), kernel_modules(kernel), busybox,
+                      _applets(busybox), directory)
 
 
 def _initramfs(version: str, moddir: Path, busybox: Path, applets: list[str],
-               directory: Path | None = None) -> Path:
+               directory: Path | None = None, where: str = "") -> Path:
     dep = {}
     for line in (moddir / "modules.dep").read_text().splitlines():
         path = line.split(":")[0]
@@ -201,8 +265,8 @@ def _initramfs(version: str, moddir: Path, busybox: Path, applets: list[str],
     blob = busybox.read_bytes()
     key = hashlib.sha256(blob + INIT.encode() + version.encode() +
                          ",".join(DISK_MODULES).encode()).hexdigest()[:12]
-    # The image side's initramfs is named apart, so that it never stands in for the host's.
-    where = "" if moddir == Path("/lib/modules", version) else "image-"
+    # The image side's initramfs is named apart (where="image-"), so that it never stands in
+    # for the host's.
     out = Path(directory or VM_CACHE) / f"initramfs-{where}{version}-{key}.cpio.gz"
     if out.exists() and directory is None:
         return out
@@ -237,8 +301,8 @@ def missing_advice() -> str:
     if not find_qemu():
         parts.append("QEMU (`sudo apt-get install qemu-system-x86`)")
     if not find_kernel():
-        parts.append("a readable Linux kernel in /boot with its modules "
-                     "(`sudo apt-get install linux-image-amd64`; on Ubuntu also "
+        parts.append("a Linux kernel with its modules (`./course start` unpacks Debian's into "
+                     "its cache; or a readable one in /boot: on Ubuntu "
                      "`sudo chmod 0644 /boot/vmlinuz-*`)")
     if not find_busybox():
         parts.append("a static busybox (`sudo apt-get install busybox-static`)")
@@ -347,7 +411,8 @@ def image_kit() -> VmKit:
                                 f"({exc}); rebuild it: {IMAGE_WAY_OUT}.") from None
     version = (folder / "kernel-version").read_text().strip()
     applets = (folder / "busybox-applets").read_text().split()
-    initrd = _initramfs(version, folder / "modules" / version, folder / "busybox", applets)
+    initrd = _initramfs(version, folder / "modules" / version, folder / "busybox", applets,
+                        where="image-")
     qemu_text = (folder / "qemu-version").read_text()
     m = re.search(r"version ([0-9.]+)", qemu_text)
     found = VmKit(IMAGE_QEMU, Path(IMAGE_KERNEL), initrd, version,

@@ -1,21 +1,44 @@
-"""Tests run against the real Docker Engine, offline: nothing is ever pulled."""
+"""Tests run against the real Docker Engine, offline: nothing is ever pulled.
+
+Every test that uses the engine (through the `client`, `lesson` or `kit` fixtures, directly or
+not) is marked `engine` automatically, so `pytest -m "not engine"` runs the fast tier with no
+engine at all.
+"""
 import os
 
 os.environ["DOCKERCOURSE_OFFLINE"] = "1"
+os.environ.setdefault("DOCKERCOURSE_FENCE_SECONDS", "10")
 
 import pytest
 
-from helpers.engine import EngineUnavailable, connect
-from helpers.labels import clean_up_all
+ENGINE_FIXTURES = {"client", "lesson", "kit"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.engine)
 
 
 @pytest.fixture(scope="session")
-def client():
+def lesson():
+    """The tests' own lesson (99): what they create through its client is recorded, under the
+    lesson its label names, so that each lesson's clean-up finds it."""
+    from helpers.engine import EngineUnavailable
+    from helpers.lesson import Lesson
+    lesson = Lesson(99)
     try:
-        c = connect()
+        lesson.client
     except EngineUnavailable as exc:
-        pytest.exit(f"The tests need a running Docker Engine (./course test starts one).\n{exc}",
-                    returncode=3)
+        pytest.fail(f"This test needs a running Docker Engine (./course test starts one).\n{exc}",
+                    pytrace=False)
+    return lesson
+
+
+@pytest.fixture(scope="session")
+def client(lesson):
+    from helpers.labels import clean_up_all
+    c = lesson.client
     yield c
     clean_up_all(c)
 

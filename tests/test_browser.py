@@ -1,8 +1,10 @@
 """JupyterLab in a real Chromium: notebook 00 opens without a kernel dialog, runs, and its
 preflight panel shows every line green but KVM."""
 import json
+import re
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -43,11 +45,12 @@ def lab(tmp_path_factory):
            "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
            "JUPYTER_RUNTIME_DIR": str(home / "runtime")}
     log = open(home / "lab.log", "w")
+    # Started the README's way, so that the kernels and terminals get what `./course start`
+    # gives them (the course's engine, its CLI configuration with Compose v2 and buildx).
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
-         f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}",
-         "--LabApp.expose_app_in_browser=True", "--allow-root"],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
+        [str(ROOT / "course"), "start", "--no-browser", f"--port={port}",
+         f"--IdentityProvider.token={token}", "--LabApp.expose_app_in_browser=True"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -60,7 +63,7 @@ def lab(tmp_path_factory):
                 pytest.fail("JupyterLab did not start: " + (home / "lab.log").read_text()[-2000:])
             time.sleep(0.5)
     yield base, token
-    proc.terminate()
+    os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=30)
     changed = [p.name for p, data in before.items() if p.read_bytes() != data]
     assert not changed, f"the browser run wrote into {changed}"
@@ -140,3 +143,50 @@ def test_lesson_runs_in_jupyterlab_and_its_widgets_render(lab, client, kit, name
     assert "Traceback" not in text
     assert "Error displaying widget" not in text and "Loading widget..." not in text
     assert widgets > 0, "no button of any panel rendered"
+
+
+def test_terminal_talks_to_the_course_engine_with_compose_v2(lab, client, tmp_path):
+    """A JupyterLab terminal, opened in the browser after `./course start`: its docker CLI
+    reaches the same engine as the tests, and `docker compose` is v2."""
+    from playwright.sync_api import sync_playwright
+    base, token = lab
+    out = tmp_path / "terminal.txt"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        page.goto(f"{base}/lab?reset&token={token}")
+        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands"
+                               " .hasCommand('terminal:create-new')", timeout=90_000)
+        page.evaluate("window.jupyterapp.commands.execute('terminal:create-new')")
+        page.wait_for_selector(".jp-Terminal .xterm-helper-textarea", timeout=60_000)
+        page.click(".jp-Terminal")
+        page.keyboard.type(
+            f"docker version --format 'server {{{{.Server.Version}}}}' > {out}; "
+            f"docker compose version >> {out}; echo done >> {out}\n")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "done" not in (out.read_text() if out.exists()
+                                                              else ""):
+            time.sleep(0.5)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "terminal.png"))
+        browser.close()
+    text = out.read_text()
+    assert f"server {client.version()['Version']}" in text, text
+    assert re.search(r"Docker Compose version v?2\.", text), text
+
+
+def test_lab_listens_on_loopback_with_a_token_and_asks_no_news(lab):
+    """403 without the token; 127.0.0.1 only; the news prompt is off (fetchNews false)."""
+    import urllib.error
+    base, token = lab
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"{base}/api/contents", timeout=5)
+    assert err.value.code == 403
+    port = int(base.rsplit(":", 1)[1])
+    listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True,
+                               text=True).stdout
+    assert listening and all("127.0.0.1:" in line for line in listening.splitlines()), listening
+    settings = json.loads(urllib.request.urlopen(
+        f"{base}/lab/api/settings/@jupyterlab/apputils-extension:notification?token={token}",
+        timeout=5).read())
+    assert settings["settings"]["fetchNews"] == "false"

@@ -5,6 +5,7 @@ import pytest
 
 from helpers.dashboard import Dashboard
 from helpers.labels import clean_up, labels
+from helpers.lesson import Lesson
 
 
 @pytest.fixture
@@ -16,7 +17,7 @@ def busy(client, kit):
 
 
 def test_refresh_shows_state_memory_cpu_and_logs(client, busy):
-    board = Dashboard(client, nn=2)
+    board = Dashboard(lesson=Lesson(2), nn=2)
     time.sleep(0.3)
     rows = board.refresh()
     row = next(r for r in rows if r["name"] == busy.name)
@@ -30,20 +31,20 @@ def test_refresh_shows_state_memory_cpu_and_logs(client, busy):
 
 
 def test_background_refresh_does_not_block_and_stops(client, busy):
-    board = Dashboard(client, interval=0.2, nn=2)
+    board = Dashboard(lesson=Lesson(2), interval=0.2, nn=2)
     began = time.perf_counter()
-    board.start_button.click()
+    board.buttons["start"].click()
     assert time.perf_counter() - began < 0.5, "start() must return at once"
     deadline = time.time() + 10
     while board.refreshes < 3 and time.time() < deadline:
         time.sleep(0.1)
     assert board.refreshes >= 3 and board.running
-    board.stop_button.click()
+    board.buttons["stop"].click()
     assert not board.running
     done = board.refreshes
     time.sleep(0.5)
     assert board.refreshes == done, "no refresh after stop"
-    assert "stopped" in board.status.value
+    assert "stopped" in board.line.value
     board.start()
     board.close()
     assert not board.running
@@ -51,12 +52,11 @@ def test_background_refresh_does_not_block_and_stops(client, busy):
 
 def test_empty_and_removed_containers(client, kit):
     clean_up(2, client)
-    board = Dashboard(client, nn=2)
+    board = Dashboard(lesson=Lesson(2), nn=2)
     assert board.refresh() == [] and "No course containers" in board.table.value
 
 
-def test_engine_not_answering_is_an_error_line():
-    import docker
-    dead = docker.DockerClient(base_url="unix:///tmp/dockercourse-no-engine.sock", version="1.41")
-    board = Dashboard(dead)
-    assert board.refresh() == [] and "did not answer" in board.status.value
+def test_engine_not_answering_is_an_error_line(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/dockercourse-no-engine.sock")
+    board = Dashboard(lesson=Lesson(2))
+    assert board.refresh() == [] and "No Docker Engine answered" in board.status.value

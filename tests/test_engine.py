@@ -1,4 +1,5 @@
 """Connecting to the engine, describing it, and the messages when none answers."""
+import re
 import subprocess
 import sys
 
@@ -46,32 +47,97 @@ def test_permission_denied_points_to_docker_group():
 
 
 def test_setup_without_engine_exits_nonzero_with_advice(monkeypatch, tmp_path, capsys):
+    from helpers import own_engine
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     monkeypatch.setattr(setup, "can_install", lambda: False)  # as on a laptop without root
+    monkeypatch.setattr(own_engine, "read_state", lambda: None)
+    monkeypatch.setattr(engine, "DEFAULT_SOCKET", str(tmp_path / "none.sock"))
     assert setup.main([]) == 2
     err = capsys.readouterr().err
     assert "No Docker Engine answered" in err and "Traceback" not in err
 
 
-def test_engine_started_by_the_course_is_sealed(client):
-    """The engine the tests use cannot pull: the dead proxy refuses at once."""
-    info = client.info()
-    if info.get("HttpsProxy") != setup.DEAD_PROXY["HTTPS_PROXY"]:
-        pytest.skip("this engine was not started by the course")
+def course_engine():
+    from helpers import own_engine
+    state = own_engine.read_state()
+    if state is None:
+        pytest.skip("the engine is the learner's own, not the course's")
+    return state
+
+
+def test_course_engine_is_current_private_and_sealed(client):
+    """The tests' engine is the course's own: its own prefix, socket and data-root; it cannot
+    pull (the dead proxy refuses at once) and its containers' traffic stays on this machine."""
     import time
     import docker
+    from helpers import own_engine
+    state = course_engine()
+    assert state.sealed
+    info = client.info()
+    assert info["DockerRootDir"] == str(own_engine.paths(state.instance)["data_root"])
+    assert client.api.base_url.endswith("docker.sock") or "DOCKER_HOST" in __import__("os").environ
+    expected = {"test-26": "26.", "test-26-containerd": "26.", "test-20.10": "20.10."}
+    assert client.version()["Version"].startswith(expected.get(state.instance, ""))
+    store = "io.containerd.snapshotter" in str(info.get("DriverStatus"))
+    assert store == (state.instance == "test-26-containerd")
     started = time.monotonic()
     with pytest.raises(docker.errors.APIError) as err:
         client.images.pull("busybox", tag="latest")
     assert time.monotonic() - started < 10
     assert "proxyconnect" in str(err.value) or "connection refused" in str(err.value)
+    for table, chain, *spec in state.rules:
+        assert "-i" in spec, "the egress rule must match the engine's own bridges"
+        assert subprocess.run(["iptables", "-t", table, "-C", chain, *spec],
+                              capture_output=True).returncode == 0
 
 
-def test_egress_rule_in_place():
-    if not setup.can_install():
-        pytest.skip("only where the course manages the engine (Linux, root)")
-    for rule in setup.EGRESS_RULES:
-        assert subprocess.run(["iptables", "-C", *rule], capture_output=True).returncode == 0
+def test_course_engine_has_compose_v2_and_buildkit_in_its_cli():
+    from helpers import own_engine
+    state = course_engine()
+    import os
+    env = {**os.environ, **state.env()}
+    compose = subprocess.run(["docker", "compose", "version"], env=env, capture_output=True,
+                             text=True)
+    assert compose.returncode == 0 and re.search(r"version v?2\.", compose.stdout)
+    buildx = subprocess.run(["docker", "buildx", "version"], env=env, capture_output=True,
+                            text=True)
+    assert buildx.returncode == 0 and "buildx" in buildx.stdout
+    # ~/.docker is never written: the CLI configuration is the course's own.
+    assert env["DOCKER_CONFIG"].startswith(str(own_engine.CACHE))
+
+
+def test_no_compose_v2_says_what_to_install(tmp_path, monkeypatch):
+    """A CLI without the compose plugin (a configuration that names no plugin folder)."""
+    import shutil
+    which = shutil.which
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "docker-compose"
+                        else which(name))
+    assert engine.compose_available() == ""
+    from helpers.preflight import compose_line
+    line = compose_line()
+    assert line.ok is False and "Compose v2" in line.text and "docker-compose-plugin" in line.fix
+
+
+def test_a_second_engine_never_starts_beside_one_that_answers(tmp_path, monkeypatch):
+    """A socket that answers and is not the course's: start refuses, and says why."""
+    import os
+    from helpers import own_engine
+    state = course_engine()
+    other = tmp_path / "yours.sock"
+    os.symlink(state.socket, other)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{other}")
+    with pytest.raises(own_engine.EngineError) as err:
+        own_engine.start("26")
+    assert "already answers" in str(err.value)
+    assert own_engine.read_state().pid == state.pid   # the running engine was left alone
+
+
+def test_engine_command_status_and_env():
+    course_engine()
+    done = subprocess.run([sys.executable, "-m", "helpers.own_engine", "status"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "runs since" in done.stdout
 
 
 def test_helpers_cli_without_engine_prints_one_line(tmp_path):

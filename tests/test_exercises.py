@@ -37,3 +37,51 @@ def test_check_button_with_the_engine_stopped_says_what_to_start(monkeypatch, tm
     panel.check.click()
     assert "No Docker Engine answered" in panel.output.value
     assert "Traceback" not in panel.output.value
+
+
+# ---------------------------------------------------------------- 01.layer: a diff ID in the field
+
+@pytest.fixture
+def mystery(client, kit):
+    from helpers.exercises.nb01 import MYSTERY, prepare_mystery
+    prepare_mystery(client)
+    yield MYSTERY
+    all_exercises()["01.layer"].reset(client)
+    clean_up("01", client)
+
+
+def test_01_layer_rejects_the_plausible_wrong_answers(client, mystery):
+    from helpers.exercises import ENTERED
+    from helpers.exercises.nb01 import CONF, SECRET_FILE
+    from helpers.explorer import layer_files, which_layer
+    right = which_layer(client, mystery, SECRET_FILE)
+    last_in_folder = [f for f in layer_files(client, mystery)
+                      if any(p.startswith(CONF + "/") for p in f.added + f.changed)][-1]
+    assert last_in_folder.layer != right and last_in_folder.changed == [f"{CONF}/app.ini"]
+    image_id = client.images.get(mystery).id
+    wrong = {last_in_folder.layer.short_id: "changed /opt/app/conf/app.ini",
+             image_id: "the image's ID", "not-an-id": "is not a diff ID",
+             "0123456789ab": "no layer of", "": "the field is empty"}
+    for typed, said in wrong.items():
+        ENTERED["01.layer"] = typed
+        result = run_check("01.layer", client)
+        assert not result.passed and said in str(result), (typed, str(result))
+    for typed in (right.short_id, right.diff_id, f" {right.diff_id.upper()} "):
+        ENTERED["01.layer"] = typed
+        assert run_check("01.layer", client).passed, typed
+
+
+def test_01_layer_panel_takes_the_diff_id_and_shows_the_answer(client, mystery):
+    from helpers.exercises import check_button, get
+    from helpers.exercises.nb01 import SECRET_FILE
+    from helpers.explorer import which_layer
+    panel = check_button("01.layer")
+    panel.check.click()
+    assert "the field is empty" in panel.output.value and "Not yet" in panel.output.value
+    panel.field.value = "sha256:" + which_layer(client, mystery, SECRET_FILE).short_id
+    panel.check.click()
+    assert "All done" in panel.output.value
+    ex = get("01.layer")
+    assert ex.answer.splitlines()[0] not in ex.hint   # the hint points the way, no more
+    panel.buttons["answer"].click()
+    assert "&lt;n&gt;" in panel.output.value and "which_layer(client" in panel.output.value

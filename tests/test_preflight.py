@@ -32,15 +32,22 @@ def test_missing_image_red_then_prepare_button_fixes_it(client, kit, monkeypatch
 
 
 def test_clean_button_removes_only_the_course_resources(client, kit):
+    """The course's container (recorded) goes; the learner's stay, even one that carries the
+    course's label (as one made from a course image does)."""
+    import docker
     tag = uuid.uuid4().hex[:6]
-    own = client.containers.create(kit["busybox"], ["true"], name=f"learner-{tag}")
-    client.containers.create(kit["busybox"], ["true"], name=f"course-{tag}",
-                                      labels=labels(2))
+    plain = docker.from_env()   # as a learner's own program: nothing it makes is recorded
+    own = plain.containers.create(kit["busybox"], ["true"], name=f"learner-{tag}")
+    alike = plain.containers.create(kit["busybox"], ["true"], name=f"learner-alike-{tag}",
+                                    labels=labels(2))
+    client.containers.create(kit["busybox"], ["true"], name=f"course-{tag}", labels=labels(2))
     try:
         panel = Preflight()
         panel.buttons["clean"].click()
         names = [c.name for c in client.containers.list(all=True)]
-        assert f"learner-{tag}" in names and f"course-{tag}" not in names
+        assert f"learner-{tag}" in names and f"learner-alike-{tag}" in names
+        assert f"course-{tag}" not in names
         assert "Removed 1 containers" in panel.message.value
     finally:
         own.remove(force=True)
+        alike.remove(force=True)

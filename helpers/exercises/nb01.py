@@ -1,36 +1,70 @@
 """01-images: tag an image; find the layer that added a file; quiz on layers, tags and templates."""
 from __future__ import annotations
 
-import io
+import re
+import tempfile
+from pathlib import Path
 
 from docker.errors import APIError, ImageNotFound
 
-from . import Line, exercise, question
-from ..explorer import layers, which_layer
+from . import ENTERED, Line, entered, exercise, question
+from ..explorer import layer_files, which_layer
 from ..images import ref
 from ..labels import labels
 
 MYSTERY = "course01/mystery"
-SECRET_FILE = "/opt/app/conf/settings.ini"
+CONF = "/opt/app/conf"
+SECRET_FILE = f"{CONF}/settings.ini"
 
-# The exercise image: a few steps, one of which writes SECRET_FILE. The LABEL right after FROM
-# puts the course label on every step's image too, so a tag on any of them is cleaned up.
+# The exercise image. Four identical RUN steps each move the first file left in staging/ into
+# conf/, so `docker history` cannot tell which step brought settings.ini; the last step then
+# changes another file in conf/ (app.ini), the plausible wrong answer. The learner never sees
+# this Dockerfile: the layers themselves must answer.
+STAGED = {"c2-cache.ini": "size_mb=64\n", "h5-logging.ini": "level=info\n",
+          "m8-settings.ini": "colour=blue\n", "t3-app.ini": "name=demo\n"}
+MOVE_ONE = 'RUN cd /opt/app && f=$(ls staging | head -n 1) && mv "staging/$f" "conf/${f#*-}"'
 MYSTERY_DOCKERFILE = f"""\
 FROM {ref('busybox')}
-LABEL dockercourse.notebook=01
-RUN mkdir -p /opt/app/conf && echo 'name=demo' > /opt/app/conf/app.ini
-RUN echo 'log_level=info' > /opt/app/conf/logging.ini
-RUN echo 'colour=blue' > {SECRET_FILE} && echo 'v1' > /opt/app/VERSION
-RUN echo 'v2' > /opt/app/VERSION && rm /opt/app/conf/logging.ini
+COPY staging/ /opt/app/staging/
+RUN mkdir -p {CONF}
+{MOVE_ONE}
+{MOVE_ONE}
+{MOVE_ONE}
+{MOVE_ONE}
+RUN cd {CONF} && f=$(ls | head -n 1) && echo "debug=false" >> "$f"
 CMD ["cat", "{SECRET_FILE}"]
 """
 
 
+def _buildx_available() -> bool:
+    """`docker buildx version` answers: the CLI has the buildx plugin, so BuildKit can build."""
+    from python_on_whales import DockerClient
+    from python_on_whales.exceptions import DockerException
+    try:
+        DockerClient().buildx.version()
+        return True
+    except (DockerException, OSError):
+        return False
+
+
 def prepare_mystery(client) -> str:
-    """Build the exercise image (docker build -t course01/mystery); returns its ID."""
-    image, _ = client.images.build(fileobj=io.BytesIO(MYSTERY_DOCKERFILE.encode()),
-                                   tag=MYSTERY, labels=labels(1), rm=True)
-    return image.id
+    """Build the exercise image (`docker buildx build --load -t course01/mystery`); returns its ID.
+
+    BuildKit builds it, as `docker build` does today; without the buildx plugin the engine's
+    legacy builder does. BuildKit runs through the `docker` CLI, which finds the engine by
+    DOCKER_HOST: `helpers.engine.connect()` sets it for the course's own engine."""
+    with tempfile.TemporaryDirectory(prefix="course01-") as context:
+        (Path(context) / "Dockerfile").write_text(MYSTERY_DOCKERFILE)
+        (Path(context) / "staging").mkdir()
+        for name, text in STAGED.items():
+            (Path(context) / "staging" / name).write_text(text)
+        if _buildx_available():
+            from python_on_whales import DockerClient
+            DockerClient().buildx.build(context, tags=[MYSTERY], labels=labels(1), load=True,
+                                        progress=False)
+        else:
+            client.images.build(path=context, tag=MYSTERY, labels=labels(1), rm=True)
+    return client.images.get(MYSTERY).id
 
 
 def _get(client, name):
@@ -72,7 +106,8 @@ def _solve_tag(client):
     answer=f"docker tag {MYSTERY} {MYSTERY}:1.0\n"
            f"# or: client.images.get('{MYSTERY}').tag('{MYSTERY}', '1.0')\n"
            "# docker images shows two lines with the same IMAGE ID: one image, two names.",
-    solve=_solve_tag, reset=lambda client: _untag(client, f"{MYSTERY}:1.0"))
+    solve=_solve_tag, reset=lambda client: _untag(client, f"{MYSTERY}:1.0"),
+    names={"images": [f"{MYSTERY}:latest", f"{MYSTERY}:1.0"]})
 def check_tag(client) -> list:
     image, first = _mystery_line(client)
     if image is None:
@@ -94,54 +129,88 @@ def check_tag(client) -> list:
 
 # ---------------------------------------------------------------- exercise 2: which layer
 
-CULPRIT = f"{MYSTERY}:culprit"
-
-
 def _solve_layer(client):
     prepare_mystery(client)
-    layer = which_layer(client, MYSTERY, SECRET_FILE)
-    client.images.get(layer.step_image_id).tag(MYSTERY, "culprit")
+    ENTERED["01.layer"] = which_layer(client, MYSTERY, SECRET_FILE).short_id
+
+
+def _hex(text: str) -> str:
+    """'sha256:ABC…' → 'abc…': the hex digits of an ID as a learner may paste it."""
+    text = text.strip().lower()
+    return text[len("sha256:"):] if text.startswith("sha256:") else text
+
+
+def _blob_hex(blob: str) -> str:
+    """'blobs/sha256/abc…' or 'abc…/layer.tar' → 'abc…'."""
+    parts = [p for p in blob.split("/") if re.fullmatch(r"[0-9a-f]{64}", p)]
+    return parts[0] if parts else ""
 
 
 @exercise(
     id="01.layer", title="Which layer added the file?",
     task=f"One layer of <code>{MYSTERY}</code> put <code>{SECRET_FILE}</code> into the image. "
-         "Find it, and tag the image of the build step that made that layer as "
-         f"<code>{CULPRIT}</code>.",
-    hint="`docker history course01/mystery` lists each build step with the IMAGE ID the build "
-         "kept for it and the command it ran. The explorer's 'Find a file' tab reads the layers "
-         "themselves (what `docker save` writes) and names the layer and its step image.",
-    answer=f"docker history {MYSTERY}     # the RUN that writes {SECRET_FILE}: note its IMAGE\n"
-           f"docker tag <that IMAGE ID> {CULPRIT}\n"
-           f"# or: layer = which_layer(client, '{MYSTERY}', '{SECRET_FILE}')\n"
-           f"#     client.images.get(layer.step_image_id).tag('{MYSTERY}', 'culprit')",
-    solve=_solve_layer, reset=lambda client: _untag(client, CULPRIT))
+         "Type that layer's <b>diff ID</b> (its first 12 hex digits; <code>sha256:</code> may "
+         "stay) into the field and press <b>Check</b>. Careful: the layer that last changed "
+         f"another file in <code>{CONF}/</code> is not the one, and neither is the image's "
+         "ID.",
+    hint="docker history shows the steps, but several look alike: ask the layers themselves. "
+         "Each layer is a tar of the files its step changed; the explorer's 'Find a file' tab "
+         "opens them (what `docker save` writes). Diff IDs are listed bottom first by "
+         "`docker image inspect` under RootFS.Layers.",
+    answer=f"which_layer(client, '{MYSTERY}', '{SECRET_FILE}').short_id\n"
+           "# → the 12 hex digits to type into the field\n"
+           "# the same in the explorer: pick course01/mystery:latest, tab 'Find a file', type\n"
+           f"# {SECRET_FILE}, press 'Which layer?': it names the layer and its diff ID.\n"
+           "# In a terminal: which layer's tar holds the file, then that layer's diff ID:\n"
+           f"mkdir mystery && docker save {MYSTERY} | tar -x -C mystery && cd mystery\n"
+           "n=0; for tar in $(python3 -c \"import json; "
+           "print(*json.load(open('manifest.json'))[0]['Layers'])\"); do\n"
+           f"  tar -tf $tar | grep -q '^{SECRET_FILE[1:]}$' && echo \"layer $n\"; "
+           "n=$((n+1)); done\n"
+           f"docker image inspect -f '{{{{index .RootFS.Layers <n>}}}}' {MYSTERY}",
+    solve=_solve_layer, reset=lambda client: ENTERED.pop("01.layer", None),
+    entry="diff ID of the layer, e.g. 3f2a9c1b7d4e")
 def check_layer(client) -> list:
     image, first = _mystery_line(client)
     if image is None:
         return [first]
     lines = [first]
-    culprit = _get(client, CULPRIT)
-    if culprit is None:
-        return lines + [Line(False, f"no image is tagged {CULPRIT}",
-                             f"find the step in `docker history {MYSTERY}`, then "
-                             f"docker tag <its IMAGE ID> {CULPRIT}")]
-    stack = [l.diff_id for l in layers(client, MYSTERY)]
-    mine = [l.diff_id for l in layers(client, CULPRIT)]
-    if mine != stack[:len(mine)]:
-        return lines + [Line(False, f"{CULPRIT} is not one of {MYSTERY}'s build steps",
-                             f"tag an IMAGE ID listed by docker history {MYSTERY}")]
-    lines.append(Line(True, f"{CULPRIT} is a step of {MYSTERY} ({len(mine)} of its "
-                            f"{len(stack)} layers)"))
+    typed = _hex(entered("01.layer"))
+    where = "the explorer's 'Find a file' tab names the layer and its diff ID"
+    if not typed:
+        return lines + [Line(False, "the field is empty",
+                             f"type the first 12 hex digits of the layer's diff ID; {where}")]
+    if not re.fullmatch(r"[0-9a-f]{12,64}", typed):
+        return lines + [Line(False, f"{entered('01.layer')!r} is not a diff ID",
+                             "a diff ID is sha256: and 64 hex digits (0-9, a-f): type at least "
+                             "the first 12")]
+    if _hex(image.id).startswith(typed):
+        return lines + [Line(False, "that is the image's ID, not one of its layers' diff IDs",
+                             f"docker image inspect -f '{{{{json .RootFS.Layers}}}}' {MYSTERY} "
+                             "lists the diff IDs, bottom first")]
+    per_layer = layer_files(client, MYSTERY)
+    mine = next((f for f in per_layer if _hex(f.layer.diff_id).startswith(typed)), None)
+    if mine is None:
+        blob = next((f.layer for f in per_layer if _blob_hex(f.blob).startswith(typed)), None)
+        if blob is not None:
+            return lines + [Line(False, f"that names layer {blob.index}'s file inside docker save "
+                                        f"({per_layer[blob.index].blob}), not its diff ID",
+                                 "the diff ID is the sha256 of the layer's uncompressed tar: "
+                                 f"entry {blob.index} of RootFS.Layers in docker image inspect")]
+        return lines + [Line(False, f"no layer of {MYSTERY} has a diff ID starting {typed[:12]}",
+                             where)]
     target = which_layer(client, MYSTERY, SECRET_FILE)
-    if mine[-1] != target.diff_id:
-        where = "above" if len(mine) - 1 > target.index else "below"
-        lines.append(Line(False, f"the top layer of {CULPRIT} did not add {SECRET_FILE}",
-                          f"the layer you want is {where} this one: docker tag another step"))
-    else:
-        lines.append(Line(True, f"its top layer ({target.short_id}) is the one that added "
-                                f"{SECRET_FILE}: {target.step[:60]}"))
-    return lines
+    layer = mine.layer
+    if layer.diff_id == target.diff_id:
+        return lines + [Line(True, f"layer {layer.index} ({layer.short_id}) added {SECRET_FILE}: "
+                                   f"{layer.step[:60]}")]
+    touched = [f"added {p}" for p in mine.added if p.startswith(CONF + "/")] + \
+        [f"changed {p}" for p in mine.changed if p.startswith(CONF + "/")]
+    said = f"layer {layer.index} ({layer.short_id}) " + (
+        f"{', '.join(touched)}, not {SECRET_FILE}" if touched else
+        f"did not put {SECRET_FILE} there")
+    direction = "below" if target.index < layer.index else "above"
+    return lines + [Line(False, said, f"the layer you want is {direction} this one; {where}")]
 
 
 # ---------------------------------------------------------------- quiz

@@ -13,6 +13,7 @@ WEBAPP = "course02/webapp"
 WEBAPP_DIR = Path(__file__).resolve().parents[2] / "data" / "webapp"
 HOST_PORT = 40000       # the port the notes use: docker run -p 40000:8080 <image>
 CONTAINER_PORT = 8080   # the port app.py listens on inside the container
+NAME = "course02-web"   # the container the exercise asks for
 
 
 def build_webapp(client):
@@ -24,22 +25,23 @@ def build_webapp(client):
 def _solve(client):
     build_webapp(client)
     port = free_port(HOST_PORT, quiet=True)
-    client.containers.run(WEBAPP, detach=True, labels=labels(2),
+    client.containers.run(WEBAPP, detach=True, name=NAME, labels=labels(2),
                           ports={f"{CONTAINER_PORT}/tcp": ("127.0.0.1", port)})
 
 
 @exercise(
     id="02.webapp", title="Run the web app on the host's port 40000",
-    task=f"Run a container from <code>{WEBAPP}</code> in the background so that the page "
+    task=f"Run a container named <code>{NAME}</code> from <code>{WEBAPP}</code> in the "
+         "background so that the page "
          f"answers at <code>http://127.0.0.1:{HOST_PORT}/</code> on your machine (the app listens "
          f"on {CONTAINER_PORT} inside the container). If {HOST_PORT} is taken by another program, "
          "use the port the cell above chose.",
     hint="`-p HOST:CONTAINER` publishes a container's port on the host; add 127.0.0.1: in "
          "front so that only your own machine can reach it. `-d` runs it in the background.",
-    answer=f"docker run -d -p 127.0.0.1:{HOST_PORT}:{CONTAINER_PORT} {WEBAPP}\n"
-           f"# or: client.containers.run('{WEBAPP}', detach=True,\n"
+    answer=f"docker run -d --name {NAME} -p 127.0.0.1:{HOST_PORT}:{CONTAINER_PORT} {WEBAPP}\n"
+           f"# or: client.containers.run('{WEBAPP}', detach=True, name='{NAME}',\n"
            f"#         ports={{'{CONTAINER_PORT}/tcp': ('127.0.0.1', {HOST_PORT})}})",
-    solve=_solve)
+    solve=_solve, names={"containers": [NAME]})
 def check_webapp(client) -> list:
     try:
         image = client.images.get(WEBAPP)
@@ -47,12 +49,15 @@ def check_webapp(client) -> list:
         return [Line(False, f"the image {WEBAPP} is not on the engine",
                      "run the build cell of section 1 first")]
     lines = [Line(True, f"the image {WEBAPP} is there ({image.short_id})")]
-    running = client.containers.list(filters={"ancestor": image.id}, ignore_removed=True)
+    running = client.containers.list(filters={"name": f"^{NAME}$"}, ignore_removed=True)
     if not running:
-        return lines + [Line(False, f"no running container was made from {WEBAPP}",
-                             f"docker run -d -p 127.0.0.1:{HOST_PORT}:{CONTAINER_PORT} {WEBAPP}")]
-    lines.append(Line(True, f"{len(running)} running container(s) from {WEBAPP}: "
-                            + ", ".join(c.name for c in running)))
+        return lines + [Line(False, f"no running container is named {NAME}",
+                             "docker ps -a shows your containers and their names; "
+                             "--name gives one")]
+    if running[0].image.id != image.id:
+        return lines + [Line(False, f"{NAME} runs {running[0].image.tags or running[0].image.short_id}, "
+                                    f"not {WEBAPP}", f"docker rm -f {NAME}, then run it from {WEBAPP}")]
+    lines.append(Line(True, f"{NAME} runs, made from {WEBAPP}"))
     published = [(c, b) for c in running
                  for b in (c.ports.get(f"{CONTAINER_PORT}/tcp") or [])]
     if not published:

@@ -9,7 +9,7 @@ from ..labels import LABEL, labels
 from ..ui import status_html
 from . import Line, exercise, question
 
-NAME = "dc07-kernel"
+NAME = "course07-kernel"
 
 
 def _solve(client):
@@ -32,7 +32,7 @@ def _reset(client):
           answer=f"docker run --name {NAME} --label dockercourse.notebook=07 busybox:1.35 uname -r\n"
                  f"# SDK: client.containers.run('busybox:1.35', ['uname', '-r'], name='{NAME}',\n"
                  f"#        labels={{'dockercourse.notebook': '07'}}, detach=True)",
-          solve=_solve, reset=_reset)
+          solve=_solve, reset=_reset, names={"containers": [NAME]})
 def check_kernel(client):
     try:
         c = client.containers.get(NAME)

@@ -1,0 +1,169 @@
+"""`./course test`: the course's tests on three engines, one after the other.
+
+    leg 1  Docker Engine 26, classic image store      every test (notebooks in nbclient and
+                                                       in Chromium); writes the image bundle
+    leg 2  Docker Engine 26, containerd image store   notebooks, builder, explorer, image kit,
+                                                       exercises; images from leg 1's bundle
+    leg 3  Docker Engine 20.10 (Debian 12)            the same as leg 2
+
+Each leg starts the course's own engine afresh (its own data-root and exec-root), sealed: a dead
+proxy, so nothing is pulled, and a rule that keeps its containers' traffic on this machine.
+Where your own engine answers, leg 1's tests run once on it, unsealed, and legs 2 and 3 do not
+run (the course never starts a second engine beside yours).
+
+Last, with every engine stopped, the host's packet filter, forwarding and network links must
+equal what they were before the first engine started.
+
+    ./course test                    all three legs
+    ./course test --legs 1 -k ports  leg 1 only, with pytest's own options after the legs
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from helpers import own_engine  # noqa: E402
+from tests.allowed_skips import ALLOWED  # noqa: E402
+
+SUBSET = ["tests/test_notebooks.py", "tests/test_builder.py", "tests/test_explorer.py",
+          "tests/test_images.py", "tests/test_exercises.py"]
+LEGS = {
+    "1": ("test-26", "Docker Engine 26, classic image store", ["tests"]),
+    "2": ("test-26-containerd", "Docker Engine 26, containerd image store", SUBSET),
+    "3": ("test-20.10", "Docker Engine 20.10", SUBSET),
+}
+
+
+def say(text: str) -> None:
+    print(f"\n[test] {text}", flush=True)
+
+
+def host_network() -> dict:
+    """What an engine changes on the host, in a form to compare: rules without counters, the
+    forwarding switch and the network links."""
+    def rules(tool: str) -> str:
+        out = subprocess.run([f"{tool}-save"], capture_output=True, text=True).stdout
+        return "\n".join(re.sub(r"\[\d+:\d+\]", "", line) for line in out.splitlines()
+                         if line and not line.startswith("#"))
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return {"iptables": rules("iptables"), "ip6tables": rules("ip6tables"),
+            "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(),
+            "links": sorted(line.split(":")[1].strip().split("@")[0]
+                            for line in links.splitlines())}
+
+
+def run_pytest(leg: str, paths: list, extra: list, env: dict, junit: Path) -> int:
+    cmd = [sys.executable, "-m", "pytest", "-q", "-rs", "--durations=10",
+           f"--junitxml={junit}", "-o", "junit_family=xunit1", *paths, *extra]
+    return subprocess.call(cmd, cwd=ROOT, env={**env, "DOCKERCOURSE_LEG": leg})
+
+
+def count(junit: Path) -> dict:
+    """passed / failed / skipped from pytest's JUnit XML, and skips outside the allow-list."""
+    tally = {"passed": 0, "failed": 0, "skipped": 0, "unexplained": []}
+    if not junit.exists():
+        tally["failed"] += 1
+        return tally
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        name = f"{case.get('file') or case.get('classname')}::{case.get('name')}"
+        if case.find("failure") is not None or case.find("error") is not None:
+            tally["failed"] += 1
+        elif case.find("skipped") is not None:
+            tally["skipped"] += 1
+            if not any(key in name for key in ALLOWED):
+                tally["unexplained"].append(name)
+        else:
+            tally["passed"] += 1
+    return tally
+
+
+def setup(env: dict, *flags: str) -> None:
+    subprocess.run([sys.executable, "-m", "helpers.setup", "--for-tests", *flags], cwd=ROOT,
+                   env=env, check=True)
+
+
+def main(argv: list | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="./course test", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--legs", default="1,2,3", help="which legs, e.g. 1 or 2,3")
+    args, extra = parser.parse_known_args(argv)
+    legs = [leg for leg in args.legs.split(",") if leg]
+    env = {**os.environ, "DOCKERCOURSE_OFFLINE": "1", "DOCKERCOURSE_FENCE_SECONDS": "10"}
+    started = time.monotonic()
+    minutes, totals = {}, {"passed": 0, "failed": 0, "skipped": 0, "unexplained": []}
+    workdir = Path(tempfile.mkdtemp(prefix="dockercourse-test-"))
+
+    setup(env, "--no-engine")   # packages, kernel and engines fetched before any engine runs
+    from helpers.setup import learner_engine
+    if learner_engine():
+        say("your own Docker Engine answers: leg 1's tests run once on it, unsealed; legs 2 "
+            "and 3 are not run (they need the course's own engines, which never start beside "
+            "yours)")
+        setup(env)
+        code = run_pytest("yours", ["tests"], extra, env, workdir / "yours.xml")
+        tally = count(workdir / "yours.xml")
+        print(f"total: {tally['passed']} passed, {tally['failed']} failed, "
+              f"{tally['skipped']} skipped")
+        return code
+
+    own_engine.stop()
+    before = host_network()
+    bundle = workdir / "bundle.tar"
+    for leg in legs:
+        instance, title, paths = LEGS[leg]
+        leg_started = time.monotonic()
+        say(f"leg {leg}: {title}")
+        state = own_engine.start(instance, sealed=True, fresh=True)
+        leg_env = {**env, **state.env()}
+        if leg != "1" and bundle.exists():
+            leg_env["DOCKERCOURSE_BUNDLE"] = str(bundle)
+        code = 1
+        try:
+            setup(leg_env)
+            code = run_pytest(leg, paths, extra, leg_env, workdir / f"leg{leg}.xml")
+            if leg == "1" and len(legs) > 1:
+                subprocess.run([sys.executable, "-m", "helpers.images", "bundle", str(bundle)],
+                               cwd=ROOT, env=leg_env, check=True)
+        except subprocess.CalledProcessError as exc:
+            print(f"✘ leg {leg}: {exc}", file=sys.stderr)
+        finally:
+            own_engine.stop()
+        tally = count(workdir / f"leg{leg}.xml")
+        if code != 0 and tally["failed"] == 0:
+            tally["failed"] = 1   # set-up failed before any test ran
+        for key in ("passed", "failed", "skipped"):
+            totals[key] += tally[key]
+        totals["unexplained"] += tally["unexplained"]
+        minutes[leg] = (time.monotonic() - leg_started) / 60
+        say(f"leg {leg} ({title}): {tally['passed']} passed, {tally['failed']} failed, "
+            f"{tally['skipped']} skipped in {minutes[leg]:.1f} min")
+
+    after = host_network()
+    changed = [key for key in before if before[key] != after[key]]
+    say("the host after every engine stopped: " +
+        ("as before" if not changed else "CHANGED: " + ", ".join(changed)))
+    for key in changed:
+        print(f"  {key} before:\n{before[key]}\n  {key} after:\n{after[key]}")
+    if totals["unexplained"]:
+        print("Skipped without a reason in tests/allowed_skips.py:\n  " +
+              "\n  ".join(totals["unexplained"]))
+    for leg, m in minutes.items():
+        print(f"leg {leg}: {m:.1f} min")
+    print(f"all legs: {(time.monotonic() - started) / 60:.1f} min")
+    failed = totals["failed"] + len(totals["unexplained"]) + (1 if changed else 0)
+    print(f"total: {totals['passed']} passed, {failed} failed, {totals['skipped']} skipped")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
