@@ -14,6 +14,7 @@ it (nothing is ever pulled). When `up` fails half-way, what it made is taken dow
 """
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,16 +72,20 @@ def yaml_message(exc: yaml.YAMLError, text: str, path: Path) -> str:
     if mark is None:
         return f"{shown(path)} is not valid YAML: {problem}"
     lines = text.splitlines()
-    source = lines[mark.line] if mark.line < len(lines) else ""
     context = getattr(exc, "context", None)
     context_mark = getattr(exc, "context_mark", None)
     why = f" ({context} that starts on line {context_mark.line + 1})" \
         if context and context_mark is not None and context_mark.line != mark.line else ""
-    hint = " Keys at the same level need the same indentation, with spaces (not tabs)." \
+    # YAML often notices a mistake a line late: show the line before it too
+    shown_lines = "\n".join(f"    {n + 1:4} | {lines[n]}" for n in range(max(mark.line - 1, 0),
+                                                                       mark.line + 1)
+                            if n < len(lines))
+    source = lines[mark.line] if mark.line < len(lines) else ""
+    hint = "\nKeys at the same level need the same indentation, with spaces (not tabs)." \
         if "indent" in problem or "block" in problem or "mapping" in problem or "\t" in source \
         else ""
     return (f"{shown(path)} is not valid YAML: line {mark.line + 1}, column {mark.column + 1}: "
-            f"{problem}{why}.\n    {mark.line + 1} | {source}\n{hint}").rstrip()
+            f"{problem}{why}.\n{shown_lines}{hint}")
 
 
 def key_line(text: str, keys: list) -> int | None:
@@ -199,6 +204,11 @@ def base_images(context: Path, dockerfile: str = "Dockerfile") -> list[str]:
     return images
 
 
+def full_tag(image: str) -> str:
+    """`course05/webapp` → `course05/webapp:latest`, as the engine lists its tags."""
+    return image if ":" in image.rsplit("/", 1)[-1] else f"{image}:latest"
+
+
 def kit_advice(image: str) -> str | None:
     """Where a course image comes from, if `image` is one of the kit's."""
     from .images import catalogue
@@ -224,15 +234,19 @@ def missing_images(client, cfg: dict, built_by: dict | None = None) -> list[str]
                 needed.setdefault(base, f"FROM in the Dockerfile of service `{name}`")
         elif service.get("image"):
             needed.setdefault(service["image"], f"service `{name}`")
-    problems = []
+    problems, tags = [], None
     for image, why in needed.items():
         try:
             client.images.get(image)
         except ImageNotFound:
+            if tags is None:   # one request (images.list() inspects each image in turn)
+                tags = [t for i in client.api.images() for t in i.get("RepoTags") or []]
+            close = difflib.get_close_matches(full_tag(image), tags, n=1, cutoff=0.8)
             where = (built_by or {}).get(image) or kit_advice(image) or \
                 "build or load it first (`docker images` lists what this engine has)"
             problems.append(f"The image {image} ({why}) is not on this engine, and the course "
-                            f"does not pull it: {where}.")
+                            f"does not pull it: {where}." +
+                            (f" Did you mean {close[0]}?" if close else ""))
     return problems
 
 
@@ -327,12 +341,16 @@ class Stack:
     def services(self, tail: int = 3, cfg: dict | None = None) -> list[ServiceRow]:
         """Every service of the file with each of its containers: state, health, ports, and
         the last `tail` log lines. A service without a container shows as "not created"."""
+        from docker.errors import NotFound
         rows, seen = [], set()
         for c in self.containers():
             state = c.attrs.get("State") or {}
             service = c.labels.get(SERVICE, "?")
             seen.add(service)
-            logs = c.logs(tail=tail).decode(errors="replace").splitlines() if tail else []
+            try:
+                logs = c.logs(tail=tail).decode(errors="replace").splitlines() if tail else []
+            except NotFound:   # removed since the listing (a `down` under way)
+                continue
             ports = ", ".join(f"{b['HostIp']}:{b['HostPort']}→{p.split('/')[0]}"
                               for p, binds in (c.ports or {}).items() for b in binds or [])
             rows.append(ServiceRow(service, c.name, state.get("Status", c.status),
@@ -392,6 +410,7 @@ class Stack:
             self._run(stream, _UP_DONE, total, progress)
         except _whales_error() as exc:
             message = self._why_up_failed(exc.stderr or str(exc))
+            self._record_built(cfg)
             self.down(quiet=True)
             raise ComposeError(message + "\nThe stack was taken down again: nothing is left "
                                "running.") from None
@@ -408,9 +427,9 @@ class Stack:
         from docker.errors import ImageNotFound
         for service in (cfg.get("services") or {}).values():
             if service.get("build") and service.get("image"):
+                tag = full_tag(service["image"])
                 try:
-                    self.lesson.record(self.client.images.get(service["image"]),
-                                       tags=[service["image"]])
+                    self.lesson.record(self.client.images.get(tag), tags=[tag])
                 except ImageNotFound:
                     pass
 
@@ -451,19 +470,57 @@ class Stack:
             progress.close(f"{self.project}: down")
 
 
-def copy_for_learner(source: Path, folder: Path, replace: dict | None = None,
-                     overwrite: bool = False) -> Path:
-    """Copy a compose file (and the `.env` beside it) into the learner's folder, with relative
-    paths that still point where they did (`replace`: text → text). Never overwrites the
-    learner's own edits unless asked; the shipped file is never written."""
+def down_project(project: str) -> None:
+    """`docker compose -p PROJECT down -v --remove-orphans -t 1`: Compose finds the project's
+    containers, networks and volumes by their labels, so no file is needed."""
+    try:
+        whales(project=project).compose.down(volumes=True, remove_orphans=True,
+                                             timeout=STOP_SECONDS, quiet=True)
+    except _whales_error() as exc:
+        raise ComposeError(f"`docker compose -p {project} down` failed: "
+                           f"{(exc.stderr or str(exc)).strip()[-300:]}") from None
+
+
+def learner_copy(folder: Path, nn: str, overwrite: bool = False, port: int | None = None) -> Path:
+    """The course's stack (data/compose/stack.yaml) as one file the learner may edit:
+    `folder/compose.yaml` with the project's name and the web app's build folder pointing back
+    at data/webapp, and `folder/.env` with the lesson's label (and WEB_PORT). The shipped file
+    is never written; the learner's edits are kept unless `overwrite`."""
+    import os
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "compose.yaml"
     if overwrite or not target.exists():
-        text = Path(source).read_text()
-        for old, new in (replace or {}).items():
-            text = text.replace(old, new)
-        target.write_text(text)
-    env = Path(source).parent / ".env"
-    if env.exists() and (overwrite or not (folder / ".env").exists()):
-        (folder / ".env").write_text(env.read_text())
+        lines = (COMPOSE_DIR / "stack.yaml").read_text().splitlines()
+        while lines and lines[0].startswith("#"):   # the shipped file's own header
+            lines.pop(0)
+        webapp = os.path.relpath(DATA / "webapp", folder)
+        body = "\n".join(lines).replace("context: ../webapp", f"context: {webapp}")
+        target.write_text(
+            f"# Your copy of the course's stack for lesson {nn} (from data/compose/stack.yaml):\n"
+            f"# edit it freely. From the notebooks folder:\n"
+            f"#   docker compose -f {os.path.relpath(target, ROOT / 'notebooks')} up -d\n"
+            f"# .env beside this file sets the lesson's label and the web app's host port.\n"
+            f"name: course{nn}\n" + body.lstrip("\n") + "\n")
+    env = folder / ".env"
+    if overwrite or port or not env.exists():
+        env.write_text(f"DOCKERCOURSE_NOTEBOOK={nn}\n" +
+                       (f"WEB_PORT={port}\n" if port else ""))
     return target
+
+
+def broken_copy(folder, nn: str, change=lambda text: text) -> Path:
+    """A copy of the course's stack with a mistake made on purpose (`change`: text → text), to
+    see what a panel says about it."""
+    copy = learner_copy(Path(folder), nn, overwrite=True)
+    copy.write_text(change(copy.read_text()))
+    return copy
+
+
+def insert_after(text: str, line: str, block: str) -> str:
+    """`block` inserted under the first line equal to `line` (a YAML key), or appended with
+    that key when there is none."""
+    lines = text.splitlines()
+    if line in lines:
+        i = lines.index(line) + 1
+        return "\n".join(lines[:i] + block.rstrip("\n").splitlines() + lines[i:]) + "\n"
+    return text.rstrip("\n") + f"\n{line}\n{block.rstrip()}\n"

@@ -1,8 +1,10 @@
 """The Dockerfile editor of 03-dockerfile: edit, build, watch each step come from the cache or run.
 
 `DockerfileEditor(client, folder, presets)` is an ipywidgets panel. Build writes the text to
-`folder/Dockerfile` and runs `docker build folder` (helpers.builder.build) with a streaming log,
-the course's progress bar, a table of steps marked cached or rebuilt, and a chart of the layers.
+`folder/Dockerfile` and runs `docker build folder` (helpers.builder.build: BuildKit wherever the
+docker CLI has buildx) with a streaming log, the course's progress bar, a table of steps marked
+cached or rebuilt, each with the layer it made (or none: metadata steps only write the image
+config), and a chart of the layers. The panel says which builder ran and under which limits.
 "Edit app.py" changes the app's code, as a developer would, so that the next build shows which
 steps the change invalidates. Headless use: `editor.build()`, `editor.buttons['build'].click()`.
 """
@@ -19,11 +21,12 @@ import ipywidgets as w
 from .builder import BuildResult, KIND_COLOURS, Step, build, layer_chart
 from .charts import png
 from .images import DATA, ROOT
-from .ui import GREY, Progress, error_html, status_html
+from .ui import GREY, BadInput, Panel, Progress, error_html, status_html
 
 LAB_SOURCE = DATA / "dockerfile-lab" / "cache"
 LAB_FOLDER = ROOT / "notebooks" / "work" / "03-lab"
-MARKS = {"base": "● base", "cached": "✔ cached", "rebuilt": "↻ rebuilt"}
+MARKS = {"base": "● base", "cached": "✔ cached", "rebuilt": "↻ rebuilt",
+         "config": "≡ config only", "failed": "✘ failed"}
 
 
 def presets(source: Path = LAB_SOURCE) -> dict[str, str]:
@@ -41,53 +44,64 @@ def prepare_lab(folder: Path = LAB_FOLDER) -> Path:
 
 
 def steps_html(steps: list) -> str:
+    """The steps as a table: BuildKit's [n/m] (or '—' for a step that only writes the image
+    config), cached or rebuilt, seconds, the instruction, and the layer it made."""
     rows = []
     for s in steps:
-        colour = KIND_COLOURS[s.kind]
+        colour = KIND_COLOURS[s.kind] if s.kind != "config" else GREY
         note = " <span style='color:%s'>(added by the course's labels=)</span>" % GREY \
             if s.added_by_course else ""
-        rows.append(f"<tr><td>{s.number}/{s.total}</td>"
+        number = "—" if s.config_only else f"{s.stage + ' ' if s.stage else ''}{s.number}/{s.total}"
+        seconds = "" if s.config_only else f"{s.seconds:.2f} s"
+        rows.append(f"<tr><td>{html.escape(number)}</td>"
                     f"<td style='color:{colour};font-weight:bold'>{MARKS[s.kind]}</td>"
-                    f"<td style='text-align:right'>{s.seconds:.2f} s</td>"
-                    f"<td><code>{html.escape(s.instruction[:90])}</code>{note}</td></tr>")
-    head = "<tr><th>step</th><th>cache</th><th>time</th><th>instruction</th></tr>"
+                    f"<td style='text-align:right'>{seconds}</td>"
+                    f"<td><code>{html.escape(s.instruction[:90])}</code>{note}</td>"
+                    f"<td style='color:{GREY}'>{html.escape(s.layer_text)}</td></tr>")
+    head = ("<tr><th>step</th><th>cache</th><th>time</th><th>instruction</th>"
+            "<th>layer</th></tr>")
     return f"<table style='font-family:monospace;font-size:90%'>{head}{''.join(rows)}</table>"
 
 
-class DockerfileEditor(w.VBox):
+MAX_DOCKERFILE = 64 * 1024   # bytes: a real Dockerfile is a few KiB
+
+
+class DockerfileEditor(Panel):
     """Edit a Dockerfile, build it, and see every step cached or rebuilt."""
 
-    def __init__(self, client: docker.DockerClient, folder: Path = LAB_FOLDER,
-                 samples: dict | None = None, tag: str = "course03/lab", nn: int = 3):
-        self.client, self.folder, self.tag, self.nn = client, Path(folder), tag, nn
+    def __init__(self, folder: Path = LAB_FOLDER, samples: dict | None = None,
+                 tag: str | None = None, *, lesson):
+        super().__init__()
+        self.lesson, self.folder = lesson, Path(folder)
+        self.tag = tag or f"{lesson.prefix}/lab"
         self.samples = samples if samples is not None else presets()
         first = next(iter(self.samples), "")
         self.preset = w.Dropdown(options=list(self.samples), value=first or None,
                                  description="Start from")
         self.text = w.Textarea(value=self.samples.get(first, ""),
                                layout=w.Layout(width="98%", height="230px"))
-        self.buttons = {
-            "build": w.Button(description="Build", button_style="primary", icon="cogs"),
-            "edit_app": w.Button(description="Edit app.py", icon="pencil",
-                                 tooltip="Change the app's code, as a developer would"),
-        }
+        self.button("build", self.build, "Build", button_style="primary", icon="cogs")
+        self.button("edit_app", self.edit_app, "Edit app.py", icon="pencil",
+                    tooltip="Change the app's code, as a developer would")
         self.progress = Progress.make_widget("docker build")
-        self.status = w.HTML()
         self.steps_view = w.HTML()
         self.log_view = w.HTML()
         self.chart = w.Image(format="png", layout=w.Layout(max_width="900px"))
         self.results: list[BuildResult] = []
         self._log_lines: list[str] = []
-        self.preset.observe(self._on_preset, names="value")
-        self.buttons["build"].on_click(lambda _: self.build())
-        self.buttons["edit_app"].on_click(lambda _: self.edit_app())
-        super().__init__([
+        self.preset.observe(lambda change: self.guarded(self._on_preset, change), names="value")
+        self.layout(
             w.HTML(f"<b>Dockerfile</b> (saved as <code>{self._where()}/Dockerfile</code>, "
                    "built with that folder as the build context)"),
-            self.preset, self.text, w.HBox(list(self.buttons.values())), self.progress,
-            self.status, self.steps_view, self.chart,
-            w.HTML("<b>Build log</b> (what <code>docker build</code> prints)"), self.log_view,
-        ])
+            self.preset, self.text, w.HBox(list(self.buttons.values())), self.progress)
+        self.widget.children = [
+            *self.widget.children, self.steps_view, self.chart,
+            w.HTML("<b>Build log</b> (what <code>docker build --progress=plain</code> prints)"),
+            self.log_view]
+
+    @property
+    def client(self):
+        return self.lesson.client
 
     def _where(self) -> str:
         try:
@@ -114,7 +128,8 @@ class DockerfileEditor(w.VBox):
                                f"</div>")
 
     def _show_step(self, step: Step) -> None:
-        self._live_steps = [s for s in self._live_steps if s.number != step.number] + [step]
+        self._live_steps = [s for s in self._live_steps
+                            if (s.stage, s.number) != (step.stage, step.number)] + [step]
         self.steps_view.value = steps_html(self._live_steps)
 
     def edit_app(self) -> str:
@@ -130,6 +145,10 @@ class DockerfileEditor(w.VBox):
 
     def build(self, nocache: bool = False) -> BuildResult:
         """Save the Dockerfile, build the folder, show log, steps and layers."""
+        if len(self.text.value.encode()) > MAX_DOCKERFILE:
+            raise BadInput(f"That Dockerfile is {len(self.text.value.encode()) // 1024:,} KiB; "
+                           f"the lab builds Dockerfiles up to {MAX_DOCKERFILE // 1024} KiB (a "
+                           "real one is a few KiB). Shorten it, then build again.")
         self._log_lines, self._live_steps = [], []
         self.log_view.value = self.steps_view.value = ""
         self.chart.value = b""
@@ -140,9 +159,9 @@ class DockerfileEditor(w.VBox):
             (self.folder / "Dockerfile").write_text(self.text.value)
             bar = Progress("docker build", 1.0, widget=self.progress)
             self.status.value = status_html(None, f"docker build -t {self.tag} {self._where()}")
-            result = build(self.client, self.folder, tag=self.tag, nn=self.nn,
+            result = build(self.client, self.folder, tag=self.tag, labels=self.lesson.labels,
                            nocache=nocache, on_line=self._show_log, on_step=self._show_step,
-                           progress=bar)
+                           progress=bar, layers=True)
         except OSError as exc:  # the folder is read-only, the disk full...
             self.status.value = error_html(f"The build could not start: {exc}")
             return BuildResult(ok=False, error=str(exc))
@@ -150,18 +169,18 @@ class DockerfileEditor(w.VBox):
             self.buttons["build"].disabled = False
         self.results.append(result)
         self.steps_view.value = steps_html(result.steps)
+        limits = result.fence.describe() if result.fence else ""
         if result.ok:
             self.status.value = status_html(
                 True, f"Built image {result.short_id} (tagged {self.tag}) in "
-                      f"{result.seconds:.1f} s: {result.cached} steps from the cache, "
-                      f"{result.rebuilt} rebuilt.")
+                      f"{result.seconds:.1f} s with {result.builder}: {result.cached} steps "
+                      f"from the cache, {result.rebuilt} rebuilt.") + status_html(None, limits)
             try:
                 self.chart.value = png(layer_chart(self.client, result))
             except docker.errors.DockerException as exc:  # removed meanwhile (clean-up)
                 self.status.value += error_html(f"No layer chart: {exc}")
         else:
-            left = (f"Removed the {len(result.removed)} image(s) its finished steps had left: "
-                    "nothing half-built remains." if result.removed else
-                    "No image was made, so nothing is left behind.")
-            self.status.value = error_html(f"{result.error}\n→ {result.explanation}\n{left}")
+            self.status.value = error_html(
+                f"{result.error}\n→ {result.explanation}\n{result.leftovers}") + \
+                status_html(None, f"{result.builder or 'No builder ran'}. {limits}")
         return result

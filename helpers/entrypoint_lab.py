@@ -2,8 +2,9 @@
 
 Each cell of the table is a real image built from a three-line Dockerfile on `busybox:1.35`
 and a real container run from it; the cell shows the command the engine started (the
-container's Path and Args) and what it printed. `EntrypointTable(client)` is the panel;
-`try_combination(client, "exec", "shell")` is one experiment.
+container's Path and Args) and what it printed. `EntrypointTable(lesson=lesson)` is the panel;
+`try_combination("exec", "shell", lesson=lesson)` is one experiment. What a learner types as
+run arguments runs inside the course's fence (helpers.fence).
 """
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ import docker
 import ipywidgets as w
 from docker.errors import APIError
 
+from . import fence, settings
 from .builder import build
 from .images import ref
-from .labels import labels
-from .ui import GREY, RED, error_html, status_html
+from .ui import GREY, RED, BadInput, Panel, error_html, status_html
 
 FORMS = ("none", "exec", "shell")
 ENTRYPOINTS = {"none": None,
@@ -54,16 +55,22 @@ class Trial:
         return f"docker run --rm IMAGE {args}".rstrip()
 
 
-def try_combination(client: docker.DockerClient, entrypoint: str, cmd: str,
-                    run_args: list | str = (), nn: int = 3) -> Trial:
-    """Build the Dockerfile for this pair of forms, run it (with run_args), report what ran."""
+def try_combination(entrypoint: str, cmd: str, run_args: list | str = (), *,
+                    lesson) -> Trial:
+    """Build the Dockerfile for this pair of forms, run it (with run_args) inside the fence,
+    report what ran."""
     if isinstance(run_args, str):
-        run_args = shlex.split(run_args)
+        try:
+            run_args = shlex.split(run_args)
+        except ValueError as exc:   # an unbalanced quote, as a shell would refuse it
+            raise BadInput(f"The run arguments cannot be split into words ({exc}): close "
+                           "every quote you open, as in a shell.") from None
+    client = lesson.client
     trial = Trial(entrypoint, cmd, list(run_args), dockerfile(entrypoint, cmd))
     with tempfile.TemporaryDirectory(prefix="entrycmd-") as tmp:
         (Path(tmp) / "Dockerfile").write_text(trial.dockerfile)
-        result = build(client, tmp, tag=f"course03/entrycmd:{entrypoint}-{cmd}", nn=nn,
-                       progress=False)
+        result = build(client, tmp, tag=f"{lesson.prefix}/entrycmd:{entrypoint}-{cmd}",
+                       labels=lesson.labels, progress=False)
     if not result.ok:
         trial.error = result.error
         return trial
@@ -71,21 +78,27 @@ def try_combination(client: docker.DockerClient, entrypoint: str, cmd: str,
     trial.image_entrypoint, trial.image_cmd = config.get("Entrypoint"), config.get("Cmd")
     container = None
     try:
-        # docker run IMAGE ARGS: ARGS replace the image's CMD
+        # docker run IMAGE ARGS: ARGS replace the image's CMD. What a learner types runs fenced.
         container = client.containers.create(result.image_id, command=trial.run_args or None,
-                                             labels=labels(nn))
+                                             labels=lesson.labels, **fence.container_limits())
         container.reload()
         trial.started = [container.attrs["Path"], *container.attrs["Args"]]
         container.start()
-        container.wait(timeout=20)
-        trial.output = container.logs().decode(errors="replace").strip()
+        try:
+            container.wait(timeout=settings.fence_seconds())
+        except Exception:  # the SDK's read timeout: the fence's time is up
+            container.kill()
+            trial.error = (f"stopped after {settings.fence_seconds():.0f} s (the lab's time "
+                           "limit): the program did not end by itself")
+        output, cut = fence.read_bounded(container)
+        trial.output = output.strip() + ("\n... (more output, not kept)" if cut else "")
     except APIError as exc:
         message = (exc.explanation or str(exc)).split("\n")[0]
         # runc's message is long; the part from "exec:" says what could not be started
         trial.error = message[message.find("exec:"):] if "exec:" in message else message
     finally:
         if container is not None:
-            container.remove(force=True)
+            container.remove(force=True, v=True)
     return trial
 
 
@@ -101,33 +114,30 @@ def _cell(trial: Trial | None) -> str:
     return f"ran: <code>{ran}</code>{inherited}<br>printed: <code>{said}</code>"
 
 
-class EntrypointTable(w.VBox):
+class EntrypointTable(Panel):
     """Pick an ENTRYPOINT form and a CMD form, Run, and the table fills in."""
 
-    def __init__(self, client: docker.DockerClient, nn: int = 3):
-        self.client, self.nn = client, nn
+    def __init__(self, *, lesson):
+        super().__init__()
+        self.lesson = lesson
         self.entrypoint = w.Dropdown(options=FORMS, value="exec", description="ENTRYPOINT")
         self.cmd = w.Dropdown(options=FORMS, value="exec", description="CMD")
         self.args = w.Text(value="", placeholder="e.g. echo from-run",
                            description="run args")
-        self.buttons = {"run": w.Button(description="Build and run", button_style="primary",
-                                        icon="play"),
-                        "fill": w.Button(description="Fill the rest", icon="table")}
+        self.button("run", self.run, "Build and run", button_style="primary", icon="play")
+        self.button("fill", self.fill, "Fill the rest", icon="table")
         self.preview = w.HTML()
-        self.status = w.HTML()
         self.grid = w.HTML()
         self.with_args = w.HTML()
         self.trials: dict = {}           # (entrypoint, cmd) -> Trial, runs without arguments
         self.arg_trials: list = []       # runs with arguments
         self.entrypoint.observe(self._show_preview, names="value")
         self.cmd.observe(self._show_preview, names="value")
-        self.buttons["run"].on_click(lambda _: self.run())
-        self.buttons["fill"].on_click(lambda _: self.fill())
         self._show_preview()
         self._draw()
-        super().__init__([w.HBox([self.entrypoint, self.cmd, self.args]), self.preview,
-                          w.HBox(list(self.buttons.values())), self.status, self.grid,
-                          self.with_args])
+        self.layout(w.HBox([self.entrypoint, self.cmd, self.args]), self.preview,
+                    w.HBox(list(self.buttons.values())))
+        self.widget.children = [*self.widget.children, self.grid, self.with_args]
 
     def _show_preview(self, _=None) -> None:
         text = html.escape(dockerfile(self.entrypoint.value, self.cmd.value))
@@ -158,7 +168,7 @@ class EntrypointTable(w.VBox):
         args = self.args.value if args is None else args
         self.status.value = status_html(None, f"building and running ENTRYPOINT {entrypoint}, "
                                               f"CMD {cmd}...")
-        trial = try_combination(self.client, entrypoint, cmd, args, nn=self.nn)
+        trial = try_combination(entrypoint, cmd, args, lesson=self.lesson)
         if trial.started is None and trial.error:
             self.status.value = error_html(f"Could not build or run it: {trial.error}")
             return trial

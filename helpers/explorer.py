@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 import docker
 from docker.errors import APIError, ImageNotFound
 
-from .ui import GREEN, GREY, Progress, error_html, html_table, human_bytes, status_html
+from .ui import GREEN, GREY, Panel, Progress, error_html, html_table, human_bytes, status_html
 
+MAX_PATH = 4096   # Linux's PATH_MAX
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 JSON_LIMIT = 8 << 20      # configs, manifests and indexes are small; a layer is never JSON
@@ -439,7 +440,7 @@ def _with_tag(name: str | None) -> str | None:
     return name
 
 
-class ImageExplorer:
+class ImageExplorer(Panel):
     """Pick an image: its inspect summary and tags, its history, a layer chart, where a file came from.
 
     Headless use: set `explorer.image.value` (and `explorer.compare.value`), call
@@ -451,40 +452,35 @@ class ImageExplorer:
     def __init__(self, client: docker.DockerClient, image: str | None = None,
                  compare: str | None = None):
         import ipywidgets as w
+        super().__init__()
         self.client = client
         self.image = w.Dropdown(description="image", layout=w.Layout(width="45%"))
         self.compare = w.Dropdown(description="compare with", layout=w.Layout(width="45%"),
                                   style={"description_width": "initial"})
-        self.refresh_button = w.Button(description="Refresh list", icon="refresh")
+        self.refresh_button = self.button("refresh", self.refresh_list, "Refresh list",
+                                          icon="refresh")
         self.inspect_html, self.history_html = w.HTML(), w.HTML()
         self.chart = w.Image(format="png")
         self.shared_html = w.HTML()
         self.path = w.Text(description="file", placeholder="/etc/passwd")
-        self.find_button = w.Button(description="Which layer?", icon="search")
+        self.find_button = self.button("find", self.find, "Which layer?", icon="search")
         self.find_html = w.HTML()
-        self.error = w.HTML()
         self.tabs = w.Tab(children=[
             self.inspect_html, self.history_html, w.VBox([self.shared_html, self.chart]),
             w.VBox([w.HBox([self.path, self.find_button]), self.progress_box(), self.find_html])])
         for i, title in enumerate(("Inspect & tags", "History", "Layers", "Find a file")):
             self.tabs.set_title(i, title)
-        self.refresh_button.on_click(lambda _: self.refresh_list())
-        self.find_button.on_click(lambda _: self.find())
         self._quiet = False
-        self.image.observe(lambda _: self._quiet or self.show(), names="value")
-        self.compare.observe(lambda _: self._quiet or self.show_layers(), names="value")
-        self.widget = w.VBox([w.HBox([self.image, self.compare, self.refresh_button]),
-                              self.error, self.tabs])
-        self.refresh_list(image, compare)
+        self.image.observe(lambda _: self._quiet or self.guarded(self.show), names="value")
+        self.compare.observe(lambda _: self._quiet or self.guarded(self.show_layers),
+                             names="value")
+        self.layout(w.HBox([self.image, self.compare, self.refresh_button]), self.tabs)
+        self.guarded(self.refresh_list, image, compare)
 
     def progress_box(self):
         self._progress_widget = Progress.make_widget("reading layers")
         self._progress_widget.layout.visibility = "hidden"
         return self._progress_widget
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
 
     def refresh_list(self, image: str | None = None, compare: str | None = None) -> None:
         """`docker images`: every tagged image, the course's own first."""
@@ -494,7 +490,7 @@ class ImageExplorer:
                            if t != "<none>:<none>"},
                           key=lambda t: (not t.startswith("course"), t))
         except (APIError, OSError) as exc:
-            self.error.value = error_html(f"Could not list images: {exc}. Is the engine running?")
+            self.error(f"Could not list images: {exc}. Is the engine running?")
             return
         keep, keep_cmp = _with_tag(image) or self.image.value, _with_tag(compare) or self.compare.value
         self._quiet = True  # one redraw at the end, not one per changed dropdown
@@ -510,20 +506,20 @@ class ImageExplorer:
     def show(self) -> None:
         """Fill the Inspect, History and Layers tabs for the chosen image."""
         ref = self.image.value
-        self.error.value = self.find_html.value = ""
+        self.status.value = self.find_html.value = ""
         if not ref:
-            self.error.value = error_html("No images on this engine yet: build or pull one, "
+            self.error("No images on this engine yet: build or pull one, "
                                           "then press Refresh list.")
             return
         try:
             image = self.client.images.get(ref)
             history = image.history()
         except ImageNotFound:
-            self.error.value = error_html(f"{ref} is gone (removed since the list was made): "
+            self.error(f"{ref} is gone (removed since the list was made): "
                                           "press Refresh list.")
             return
         except (APIError, OSError) as exc:
-            self.error.value = error_html(f"The engine did not answer about {ref}: {exc}")
+            self.error(f"The engine did not answer about {ref}: {exc}")
             return
         a = image.attrs
         cfg = a.get("Config") or {}
@@ -557,10 +553,10 @@ class ImageExplorer:
             stack = layers(self.client, ref)
             shared = shared_layers(self.client, ref, other) if other and other != self.NONE else []
         except ImageNotFound as exc:
-            self.error.value = error_html(f"{exc.explanation or exc}: press Refresh list.")
+            self.error(f"{exc.explanation or exc}: press Refresh list.")
             return
         except (APIError, OSError) as exc:
-            self.error.value = error_html(f"The engine did not answer: {exc}")
+            self.error(f"The engine did not answer: {exc}")
             return
         self.chart.value = layers_chart_png(stack, ref, len(shared))
         total = sum(l.size_bytes for l in stack)
@@ -575,6 +571,18 @@ class ImageExplorer:
     def find(self) -> Layer | None:
         """Which layer put the file at `self.path.value` into the image (reads `docker save`)."""
         ref, path = self.image.value, self.path.value.strip()
+        if len(path) > MAX_PATH:
+            self.find_html.value = error_html(
+                f"That path is {len(path):,} characters long; Linux allows {MAX_PATH} at most. "
+                "Type a path inside the image, like /etc/passwd.")
+            return None
+        if ".." in path.split("/"):
+            shown = posixpath.normpath("/" + path)
+            self.find_html.value = error_html(
+                f"Paths here are inside the image, from its own root: {path!r} means {shown} "
+                "there (`..` cannot climb above the image's /, and nothing of this machine's "
+                f"files is read). Type {shown} if that is the file you mean.")
+            return None
         if not ref:
             self.find_html.value = error_html("Pick an image first (Refresh list if it is new).")
             return None

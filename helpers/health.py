@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from . import charts
 from .compose import PROJECT, SERVICE, ComposeError, Stack, edges
-from .ui import AMBER, GREEN, GREY, RED, Panel, Progress, html_table
+from .stack_panel import ProjectPanel
+from .ui import AMBER, GREEN, GREY, RED, html_table
 
 NS = 1_000_000_000
 # What the engine uses where a healthcheck leaves a setting out (Docker's documented defaults).
@@ -196,7 +197,7 @@ class Timeline:
             state = {"create": "waiting", "die": "exited", "destroy": "removed"}.get(action)
             if action == "start":
                 state = "starting" if self._checked(cid) else "running"
-        if state is None or t < -1:
+        if state is None or t < 0:   # `since` is in whole seconds: drop what came before
             return
         with self._lock:
             row = self._row(cid, attrs)
@@ -250,7 +251,11 @@ class Timeline:
         `waits`: {service: the service it waits for}, written on its waiting stretch."""
         from matplotlib.patches import Patch
         with self._lock:
-            rows = sorted(self.rows.values(), key=lambda r: (r.service, r.container))
+            # containers that only went away in the window (a stack taken down before) are
+            # left out: they had no state worth a bar
+            rows = sorted((r for r in self.rows.values()
+                           if any(c.state not in ("exited", "removed") for c in r.changes)),
+                          key=lambda r: (r.service, r.container))
             marks = list(self.marks)
             end = max([self.now()] + [c.t for r in rows for c in r.changes])
             fig, ax = charts.figure(title or f"Health of {self.project}, as the engine reported "
@@ -290,7 +295,7 @@ class Timeline:
 
 # ---------------------------------------------------------------- the panel
 
-class HealthPanel(Panel):
+class HealthPanel(ProjectPanel):
     """Up, Break/Heal (a real hang of one service), Down, and the health timeline, live.
 
     Break sends SIGSTOP to the service's server process: the container stays running, its
@@ -298,15 +303,12 @@ class HealthPanel(Panel):
 
     def __init__(self, stack: Stack, target: str = "redis", live_seconds: float = LIVE_SECONDS):
         import ipywidgets as w
-        super().__init__()
-        self.stack, self.target, self.live_seconds = stack, target, live_seconds
+        super().__init__(stack, live_seconds)
+        self.target = target
         self.timeline: Timeline | None = None
         self.broken = False
-        self.bar = Progress.make_widget("")
         self.picture = w.Image(format="png", layout=w.Layout(max_width="900px"))
         self.table = w.HTML()
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
         header = w.HTML(f"<b>Health of <code>{stack.project}</code></b>: break <code>{target}"
                         "</code> for real and watch what the engine reports")
         buttons = w.HBox([
@@ -335,13 +337,8 @@ class HealthPanel(Panel):
         self.broken = False
         self.buttons["toggle"].description = f"Break {self.target}"
         self.live()
-        bar = Progress("up", 1, widget=self.bar)
-        try:
-            self.stack.up(progress=bar)
-        except ComposeError as exc:
-            bar.close("failed", ok=False)
-            self.refresh()
-            self.error(str(exc))
+        if not self.compose("up"):
+            self.close()   # the stack was taken down: nothing more to follow
             return
         self.refresh()
         self.say(True, f"{self.stack.project} is up and healthy.",
@@ -380,12 +377,7 @@ class HealthPanel(Panel):
             self.buttons["toggle"].description = f"Break {self.target}"
         if self.timeline is not None:
             self.timeline.mark("down")
-        bar = Progress("down", 1, widget=self.bar)
-        try:
-            self.stack.down(progress=bar)
-        except ComposeError as exc:
-            bar.close("failed", ok=False)
-            self.error(str(exc))
+        if not self.compose("down"):
             return
         time.sleep(0.3)   # the last events (die, destroy) reach the timeline
         self.refresh()
@@ -431,21 +423,8 @@ class HealthPanel(Panel):
                 ["service", "container", "state", "health", "check", "interval / timeout / "
                  "retries", "last check"], rows)
 
-    def live(self, seconds: float | None = None) -> None:
-        """Redraw every second in the background for `seconds` (default LIVE_SECONDS)."""
-        self._stop.set()
-        self._stop = stop = threading.Event()
-        deadline = time.monotonic() + (self.live_seconds if seconds is None else seconds)
-
-        def follow():
-            while not stop.wait(1.0) and time.monotonic() < deadline:
-                self.refresh()
-
-        if deadline > time.monotonic():
-            self.thread(follow)
-
     def close(self) -> None:
         """Stop redrawing and stop following the engine's events."""
-        self._stop.set()
+        super().close()
         if self.timeline is not None:
             self.timeline.stop()

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
-from docker.errors import APIError, BuildError, DockerException, ImageNotFound
+from docker.errors import APIError, DockerException, ImageNotFound
 
+from .builder import Fence, build
 from .engine import connect
 from .ui import Progress, in_notebook
 
@@ -220,11 +221,14 @@ def _recipe_dir(image: KitImage) -> Path:
     return named if named.is_dir() else DATA / "images" / image.recipe
 
 
-def build_offline(client: docker.DockerClient, image: KitImage, online: bool = False) -> None:
+def build_offline(client: docker.DockerClient, image: KitImage, online: bool = False,
+                  tag: str | None = None) -> str:
     """Build the stand-in for `image.ref` from Debian packages; labels say what it stands for.
 
     With `online`, build the recipe's Dockerfile.online instead (apt inside the build: needs
-    network).
+    network). `tag` builds it under another name (to try a changed recipe beside the image in
+    use). BuildKit builds it wherever the docker CLI has buildx, as `docker build` would.
+    Returns the image ID.
     """
     recipe_dir = _recipe_dir(image)
     with tempfile.TemporaryDirectory(prefix="dockercourse-") as tmp:
@@ -239,20 +243,15 @@ def build_offline(client: docker.DockerClient, image: KitImage, online: bool = F
             f"{KIT_LABEL}.stands-for": image.public,
             f"{KIT_LABEL}.software": image.software,
         }
-        with Progress(f"build {image.ref}", 1.0) as bar:
-            try:
-                for event in client.api.build(path=str(context), tag=image.ref, labels=kit_labels,
-                                              dockerfile=ONLINE_DOCKERFILE if online else None,
-                                              rm=True, forcerm=True, decode=True):
-                    line = event.get("stream", "").strip()
-                    if "error" in event:
-                        raise BuildError(event["error"], [])
-                    if line.startswith("Step "):
-                        step, total = line.split()[1].split("/")
-                        bar.update(int(step) - 1, int(total), line[:60])
-            except (APIError, BuildError) as exc:
-                raise RuntimeError(f"Building the {'online' if online else 'offline'} "
-                                   f"{image.ref} failed: {exc}") from None
+        name = tag or image.ref
+        with Progress(f"build {name}", 1.0) as bar:
+            # The course's own recipe: no learner's fence (a kit build may take minutes).
+            result = build(client, context, name, labels=kit_labels, progress=bar,
+                           dockerfile=ONLINE_DOCKERFILE if online else None, fence=Fence())
+        if not result.ok:
+            raise RuntimeError(f"Building the {'online' if online else 'offline'} {name} "
+                               f"with {result.builder} failed: {result.error}")
+        return result.image_id
 
 
 def ensure_images(client: docker.DockerClient | None = None, names: list | None = None,

@@ -55,6 +55,11 @@ def exists(client) -> bool:
     return path_for(client).exists()
 
 
+def full_tag(tag: str) -> str:
+    """`course02/webapp` as the engine lists it: `course02/webapp:latest`."""
+    return tag if ":" in tag.rsplit("/", 1)[-1] else f"{tag}:latest"
+
+
 def add(client, kind: str, key: str, nn: str, tags: list | None = None) -> None:
     """Record that lesson `nn` created `key` (an ID, a volume's name, a project's name).
 
@@ -65,7 +70,7 @@ def add(client, kind: str, key: str, nn: str, tags: list | None = None) -> None:
     with _open(client) as data:
         entry = data[kind].setdefault(key, {"nn": nn, "tags": []})
         entry["nn"] = nn
-        entry["tags"] = sorted(set(entry.get("tags", [])) | set(tags or []))
+        entry["tags"] = sorted(set(entry.get("tags", [])) | {full_tag(t) for t in tags or []})
 
 
 def entries(client, kind: str, nn: str | None = None) -> dict:

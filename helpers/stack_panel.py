@@ -116,7 +116,61 @@ def draw_graph(cfg: dict, rows: list, title: str = ""):
     return fig, drawn
 
 
-class StackPanel(Panel):
+class ProjectPanel(Panel):
+    """What the Compose panels share: a stack, one progress bar for `up` and `down`, and the
+    last thing the panel said, as plain text (`.message`)."""
+
+    def __init__(self, stack: Stack, live_seconds: float = LIVE_SECONDS):
+        super().__init__()
+        self.stack, self.live_seconds = stack, live_seconds
+        self.bar = Progress.make_widget("")
+        self.message = ""
+        self._stop = threading.Event()
+        self._lock = threading.Lock()   # one redraw at a time (buttons and the follower)
+
+    def say(self, ok, text: str, fix: str = "") -> None:
+        self.message = text + (f" → {fix}" if fix else "")
+        super().say(ok, text, fix)
+
+    def error(self, message: str) -> None:
+        self.message = message
+        super().error(message)
+
+    def compose(self, verb: str) -> bool:
+        """`docker compose up` or `down` with the panel's bar; a failure becomes the red line."""
+        bar = Progress(verb, 1, widget=self.bar)
+        try:
+            getattr(self.stack, verb)(progress=bar)
+        except ComposeError as exc:
+            bar.close("failed", ok=False)
+            self.guarded(self.refresh)
+            self.error(str(exc))
+            return False
+        return True
+
+    def refresh(self):
+        raise NotImplementedError
+
+    def live(self, seconds: float | None = None) -> None:
+        """Refresh every second in the background for `seconds` (default: the panel's
+        live_seconds), in place of any earlier follower."""
+        self._stop.set()
+        self._stop = stop = threading.Event()
+        deadline = time.monotonic() + (self.live_seconds if seconds is None else seconds)
+
+        def follow():
+            while not stop.wait(EVERY_SECONDS) and time.monotonic() < deadline:
+                self.refresh()
+
+        if deadline > time.monotonic():
+            self.thread(follow)
+
+    def close(self) -> None:
+        """Stop following the stack (the stack itself stays as it is)."""
+        self._stop.set()
+
+
+class StackPanel(ProjectPanel):
     """Up, Down and Refresh for one Compose project, its graph and its services' state and logs.
 
     The compose file(s) can be changed in the text box (comma-separated paths, relative to the
@@ -124,18 +178,15 @@ class StackPanel(Panel):
 
     def __init__(self, stack: Stack, live_seconds: float = LIVE_SECONDS, tail: int = 3):
         import ipywidgets as w
-        super().__init__()
-        self.stack, self.live_seconds, self.tail = stack, live_seconds, tail
+        super().__init__(stack, live_seconds)
+        self.tail = tail
         self.files = w.Text(value=", ".join(os.path.relpath(f) for f in stack.files),
                             description="compose file", layout=w.Layout(width="80%"),
                             style={"description_width": "initial"})
-        self.bar = Progress.make_widget("")
         self.graph = w.Image(format="png", layout=w.Layout(max_width="640px"))
         self.table = w.HTML()
         self.drawn_edges: list = []
         self.rows: list = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
         header = w.HTML(f"<b>Compose project <code>{stack.project}</code></b>")
         buttons = w.HBox([self.button("up", self.up, "Up", button_style="success", icon="play"),
                           self.button("down", self.down, "Down (-v)", button_style="danger",
@@ -155,14 +206,8 @@ class StackPanel(Panel):
         """`docker compose up -d --wait`; then the panel follows the stack for a while."""
         self._stop.set()
         self._use_files()
-        bar = Progress("up", 1, widget=self.bar)
         self.say(None, f"Starting: {self.stack.command('up', '-d', '--wait', '--pull', 'never')}")
-        try:
-            self.stack.up(progress=bar)
-        except ComposeError as exc:
-            bar.close("failed", ok=False)
-            self.refresh()
-            self.error(str(exc))
+        if not self.compose("up"):
             return
         self.refresh()
         self.say(True, f"{self.stack.project} is up: {len(self.stack.containers())} "
@@ -173,12 +218,7 @@ class StackPanel(Panel):
         """`docker compose down -v --remove-orphans`: containers, network and volumes go."""
         self._stop.set()
         self._use_files()
-        bar = Progress("down", 1, widget=self.bar)
-        try:
-            self.stack.down(progress=bar)
-        except ComposeError as exc:
-            bar.close("failed", ok=False)
-            self.error(str(exc))
+        if not self.compose("down"):
             return
         self.refresh()
         self.say(True, f"{self.stack.project} is down: no container, network or volume of it "
@@ -201,19 +241,3 @@ class StackPanel(Panel):
                   " ⏎ ".join(r.logs) or "—") for r in rows])
             self.rows = rows
             return rows
-
-    def live(self, seconds: float | None = None) -> None:
-        """Refresh every second in the background for `seconds` (default LIVE_SECONDS)."""
-        self._stop = stop = threading.Event()
-        deadline = time.monotonic() + (self.live_seconds if seconds is None else seconds)
-
-        def follow():
-            while not stop.wait(EVERY_SECONDS) and time.monotonic() < deadline:
-                self.refresh()
-
-        if deadline > time.monotonic():
-            self.thread(follow)
-
-    def close(self) -> None:
-        """Stop following the stack (the stack itself stays as it is)."""
-        self._stop.set()

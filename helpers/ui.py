@@ -158,8 +158,14 @@ def html_table(headers: list, rows: list, align: str = "left") -> str:
             f"<tr>{head}</tr>{body}</table>")
 
 
+class BadInput(ValueError):
+    """What a learner typed cannot be used; the message says why and what to type instead."""
+
+
 def plain_words(exc: BaseException) -> str:
     """What went wrong and what to do, for a learner: never a traceback."""
+    if isinstance(exc, BadInput):
+        return str(exc)
     from docker.errors import APIError, DockerException, ImageNotFound, NotFound
     from requests.exceptions import ConnectionError as RequestsConnectionError
 

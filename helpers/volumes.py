@@ -21,7 +21,7 @@ from docker.types import Mount
 
 from . import record, settings
 from .images import ref
-from .ui import Panel, html_table, human_bytes
+from .ui import BadInput, Panel, html_table, human_bytes
 
 KINDS = ("container layer", "named volume", "bind mount", "tmpfs")
 TARGET = "/data"                 # where each kind is mounted in the lab's containers
@@ -35,10 +35,6 @@ OUTPUT_LIMIT = 64 * 1024         # bytes of a helper container's output kept
 FILES_LIMIT = 200                # files listed per volume
 READ_LIMIT = 4096                # bytes of a file shown
 NOTE_LIMIT = 200                 # characters a learner may write in the lab
-
-
-class BadInput(ValueError):
-    """What a learner typed cannot be used; the message says what to type instead."""
 
 
 # ---------------------------------------------------------------- checking what was typed
@@ -107,7 +103,10 @@ def run_fenced(lesson, command: list, image: str | None = None, environment: dic
         output = container.logs(stdout=True, stderr=True)[:OUTPUT_LIMIT]
         return code, output.decode(errors="replace")
     finally:
-        container.remove(force=True, v=True)
+        try:
+            container.remove(force=True, v=True)
+        except NotFound:
+            pass
 
 
 # ---------------------------------------------------------------- what survives removal
@@ -175,19 +174,7 @@ def ensure_volume(lesson, name: str):
         return client.volumes.create(name, labels=lesson.labels)
 
 
-class _Panel(Panel):
-    def guarded(self, fn, *args, **kwargs):
-        """The panels' one guard; bad input is shown in its own words (they say what to do)."""
-        def plain():
-            try:
-                return fn(*args, **kwargs)
-            except BadInput as exc:
-                self.error(str(exc))
-                return None
-        return super().guarded(plain)
-
-
-class VolumeLab(_Panel):
+class VolumeLab(Panel):
     """Write → remove the container → a new container reads: for each place, side by side."""
 
     def __init__(self, lesson, volume: str = "course04-lab", folder: Path | None = None):
@@ -354,7 +341,7 @@ def read_volume_file(lesson, name: str, path: str, via: str = "auto") -> bytes:
     return out.encode()
 
 
-class VolumeBrowser(_Panel):
+class VolumeBrowser(Panel):
     """The course's volumes (`docker volume ls` + `docker system df -v`), and inside one."""
 
     def __init__(self, lesson, via: str = "auto"):
@@ -407,3 +394,34 @@ class VolumeBrowser(_Panel):
                              f"{html.escape(data.decode(errors='replace'))}</pre>")
         self.say(True, f"the first {len(data)} bytes of {_relative(self.path.value)}")
         return data
+
+
+# ---------------------------------------------------------------- container vs VM: writing
+
+def throughput_figure(result, machine):
+    """`bench.write_throughput`'s result as bars: median MiB/s per place, 95% whiskers."""
+    from . import charts
+    places = list(result.write_mib_s)
+    colours = [charts.VM if "VM" in p else charts.CONTAINER for p in places]
+    fig, ax = charts.figure(f"Writing {result.mib_written} MiB, then fsync", machine, width=7.5)
+    charts.summary_bars(ax, result.write_mib_s, "MiB/s (log scale)",
+                        "containers (blue) vs VM (orange)", colours=colours, log=True)
+    return fig
+
+
+def page_cache_lines(result) -> list[str]:
+    """How much of each write was the copy into memory (the page cache), judged by the tmpfs,
+    which has no disk behind it: the rest is the flush to storage that fsync waits for."""
+    speeds = {place: s.median for place, s in result.write_mib_s.items()}
+    memory, mib = speeds.get("tmpfs"), result.mib_written
+    lines = []
+    for place, speed in speeds.items():
+        seconds = mib / speed
+        if memory and place != "tmpfs":
+            share = min(1.0, (mib / memory) / seconds)
+            lines.append(f"{place:16} {speed:8.0f} MiB/s  {seconds:6.3f} s; the copy into "
+                         f"memory is ~{share:.0%} of it, the flush to disk the rest")
+        else:
+            lines.append(f"{place:16} {speed:8.0f} MiB/s  {seconds:6.3f} s; memory only: fsync "
+                         "has no disk to wait for")
+    return lines

@@ -85,3 +85,21 @@ def test_01_layer_panel_takes_the_diff_id_and_shows_the_answer(client, mystery):
     assert ex.answer.splitlines()[0] not in ex.hint   # the hint points the way, no more
     panel.buttons["answer"].click()
     assert "&lt;n&gt;" in panel.output.value and "which_layer(client" in panel.output.value
+
+
+def test_03_check_explains_a_build_that_fails(client, kit):
+    """The learner's Dockerfile does not build: the Check says why, in plain words."""
+    from helpers.exercises.nb03 import WORK, prepare
+    prepare(WORK)
+    dockerfile = WORK / "Dockerfile"
+    before = dockerfile.read_text()
+    try:
+        dockerfile.write_text("FROM python:3.11-slim\nWORKDIR /app\nCOPPY app.py ./\n")
+        result = run_check("03.nonroot", client)
+        assert not result.passed and len(result.lines) == 1
+        line = result.lines[0]
+        assert line.text.startswith("the build failed (") and "COPPY" in line.text
+        assert "Docker does not know" in line.fix
+    finally:
+        dockerfile.write_text(before)
+        clean_up(3, client)

@@ -71,3 +71,66 @@ def test_failed_pull_falls_back_to_the_offline_kit(client, kit, monkeypatch, cap
     out = capsys.readouterr().out
     assert f"Could not pull {kit['busybox']}" in out and "offline kit" in out
     assert "Traceback" not in out
+
+
+def differences(client, ref, facts) -> list:
+    """Where the image `ref` differs from the public image's facts (images.json "matches")."""
+    image = client.images.get(ref)
+    config = image.attrs["Config"]
+    env = dict(e.split("=", 1) for e in config.get("Env") or [])
+    found = []
+    if "cmd" in facts and config.get("Cmd") != facts["cmd"]:
+        found.append(f"CMD is {config.get('Cmd')}, not {facts['cmd']}")
+    for key, value in facts.get("env", {}).items():
+        if env.get(key) != value:
+            found.append(f"{key}={env.get(key)!r}, not {value!r}")
+    if "path_first" in facts and env.get("PATH", "").split(":")[0] != facts["path_first"]:
+        found.append(f"PATH={env.get('PATH')!r} does not start with {facts['path_first']}")
+    script = [f"test -e {f} || echo missing {f}" for f in facts.get("files", [])]
+    if "python_prefix" in facts:
+        script.append("python -c 'import sys; print(\"prefix\", sys.prefix)'")
+    out = client.containers.run(image.id, ["sh", "-c", "; ".join(script)], remove=True,
+                                stderr=True).decode()
+    found += [line for line in out.splitlines() if line.startswith("missing ")]
+    prefix = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("prefix ")]
+    if "python_prefix" in facts and prefix != [facts["python_prefix"]]:
+        found.append(f"python's sys.prefix is {prefix}, not {facts['python_prefix']}")
+    return found
+
+
+WITH_FILES = sorted(n for n, img in catalogue().items() if "files" in img.matches)
+
+
+@pytest.mark.parametrize("name", WITH_FILES)
+def test_course_image_matches_the_public_image(client, kit, name):
+    """The image in use (pulled, or the local stand-in) keeps what the lessons rely on, as the
+    official image's own Dockerfile has it."""
+    img = catalogue()[name]
+    assert img.matches["source"].startswith("the official image's")
+    found = differences(client, img.ref, img.matches)
+    assert not found, (f"{img.ref} differs from the public image: {found}. An older local "
+                       f"stand-in: remove it and run `python -m helpers.images ensure` to "
+                       f"build it from the current recipe")
+
+
+def test_python_recipe_matches_the_public_image(client, kit):
+    """The python stand-in's recipe, built beside the image in use (never replacing it)."""
+    from helpers.buildkit import builder_info
+    img = catalogue()["python"]
+    tag = "dockercourse-recipe/python:test"
+    try:
+        image_id = images.build_offline(client, img, tag=tag)
+        assert not differences(client, tag, img.matches)
+        labels = client.images.get(tag).labels
+        assert labels[f"{KIT_LABEL}.local-build"] == "true"
+        assert labels[f"{KIT_LABEL}.stands-for"] == f"docker.io/library/{img.ref}"
+        made_by = " ".join(h["CreatedBy"] for h in client.api.history(image_id))
+        assert ("# buildkit" in made_by) == (builder_info() is not None)  # BuildKit built it
+        out = client.containers.run(image_id, ["python", "-c", "import os, sqlite3, ssl; "
+                                               "print(os.__file__)"], remove=True).decode()
+        assert out.strip() == "/usr/local/lib/python3.11/os.py"
+    finally:
+        try:
+            client.images.remove(tag, force=True)
+        except Exception:
+            pass

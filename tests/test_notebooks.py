@@ -53,8 +53,7 @@ def run_notebook(path: Path) -> tuple[float, list]:
     return time.monotonic() - started, errors
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_top_to_bottom(client, kit, path):
+def _run_and_check(client, path):
     nn = path.name[:2]
     before = labelled(client, nn)
     seconds, errors = run_notebook(path)
@@ -67,3 +66,75 @@ def test_notebook_runs_top_to_bottom(client, kit, path):
     assert record.entries(client, "volumes", nn) == {}
     assert record.entries(client, "projects", nn) == {}
     assert compose_projects(nn) == []
+
+
+@pytest.fixture(scope="module")
+def planted(client, kit):
+    """A learner's own things, made before the lessons run: an extra tag on a course image, an
+    image built FROM it (which inherits the lesson's label), containers from each, one made in a
+    terminal from a course image, a volume and a network. The course must leave all of them."""
+    import io
+
+    import docker
+    from helpers.exercises.nb02 import build_webapp
+    from helpers.lesson import Lesson
+    course_image = build_webapp(Lesson(2).client)          # the course's, recorded
+    mine = docker.from_env()                               # the learner's: nothing recorded
+    mine.images.get(course_image.id).tag("mine/keep", "1")
+    derived, _ = mine.images.build(fileobj=io.BytesIO(
+        f"FROM {course_image.id}\nRUN echo mine > /mine.txt\n".encode()), tag="mine/app:1", rm=True)
+    things = {
+        "containers": [
+            mine.containers.create("mine/app:1", name="my-own-app"),
+            mine.containers.create("mine/keep:1", name="my-kept-app"),
+        ],
+        "volumes": [mine.volumes.create("my-volume")],
+        "networks": [mine.networks.create("my-network")],
+    }
+    subprocess.run(["docker", "create", "--name", "my-terminal-box", kit["busybox"], "true"],
+                   check=True, capture_output=True)
+    things["containers"].append(mine.containers.get("my-terminal-box"))
+    images = {i.id: sorted(i.tags) for i in (mine.images.get("mine/keep:1"), derived)}
+    yield {"images": images, "containers": {c.id: c.name for c in things["containers"]},
+           "volumes": [v.name for v in things["volumes"]],
+           "networks": {n.id: n.name for n in things["networks"]}}
+    for c in things["containers"]:
+        c.remove(force=True)
+    for v in things["volumes"]:
+        v.remove(force=True)
+    for n in things["networks"]:
+        n.remove()
+    for tag in ("mine/app:1", "mine/keep:1"):
+        try:
+            mine.images.remove(tag)
+        except docker.errors.ImageNotFound:
+            pass
+
+
+def _check_planted(client, planted):
+    for image_id, tags in planted["images"].items():
+        assert sorted(client.images.get(image_id).tags) == [t for t in tags
+                                                           if not t.startswith("course")], image_id
+    for cid, name in planted["containers"].items():
+        assert client.containers.get(cid).name == name
+    for name in planted["volumes"]:
+        assert client.volumes.get(name)
+    for nid, name in planted["networks"].items():
+        assert client.networks.get(nid).name == name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_top_to_bottom(client, kit, planted, path):
+    _run_and_check(client, path)
+
+
+def test_a_learners_own_things_survive_every_lesson_and_course_clean(client, planted):
+    """After every notebook's clean-up (above) and `./course clean`, the learner's things are
+    there with the same IDs and tags, and nothing the course recorded remains but its kit."""
+    _check_planted(client, planted)
+    done = subprocess.run([str(ROOT / "course"), "clean"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    _check_planted(client, planted)
+    for kind in record.KINDS:
+        left = {k: e for k, e in record.entries(client, kind).items() if e["nn"] != "kit"}
+        assert left == {}, (kind, left)

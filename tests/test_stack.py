@@ -175,10 +175,9 @@ def test_webapp_counts_visits_in_redis_and_health_asks_it(lesson04, webapp, netw
 # ------------------------------------------------------------ the Compose files
 
 @pytest.mark.parametrize("nn", ["05", "06"])
-def test_lesson_folders_name_the_project_and_label_everything(nn):
-    from python_on_whales import DockerClient
-    config = DockerClient(compose_files=[str(DATA / "compose" / nn / "compose.yaml")]) \
-        .compose.config(return_json=True)
+def test_lesson_folders_name_the_project_and_label_everything(client, nn):
+    from helpers.compose import whales   # the course's docker CLI with its compose plugin
+    config = whales([DATA / "compose" / nn / "compose.yaml"]).compose.config(return_json=True)
     assert config["name"] == f"course{nn}"
     for service in config["services"].values():
         assert service["labels"][LABEL] == nn
@@ -192,16 +191,16 @@ def test_lesson_folders_name_the_project_and_label_everything(nn):
 
 
 def test_stack_runs_offline_counts_and_keeps_the_count_in_its_volume(lesson04, monkeypatch):
-    from python_on_whales import DockerClient
+    from helpers.compose import whales
     port = free_port(41100, quiet=True)
     monkeypatch.setenv("DOCKERCOURSE_NOTEBOOK", "04")
     monkeypatch.setenv("WEB_PORT", str(port))
     project = lesson04.record_project("course04-stacktest")
-    stack = DockerClient(compose_files=[str(DATA / "compose" / "stack.yaml")],
-                         compose_project_name=project)
+    stack = whales([DATA / "compose" / "stack.yaml"], project)
     since = int(time.time()) - 1
     stack.compose.up(detach=True, quiet=True)
-    lesson04.record(lesson04.client.images.get("course04/webapp"), tags=["course04/webapp"])
+    lesson04.record(lesson04.client.images.get("course04/webapp"),
+                    tags=["course04/webapp:latest"])   # as the engine lists the tag
     url = f"http://127.0.0.1:{port}/"
     assert "visits: 1" in fetch(url, wait_seconds=15).splitlines()
     assert "visits: 2" in fetch(url).splitlines()

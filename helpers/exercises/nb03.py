@@ -72,16 +72,19 @@ def _reset(client):
          "USER before CMD. Use a named user rather than only a number: the app asks for its "
          "user's name, and a number without a name in /etc/passwd makes that fail.",
     answer=REFERENCE + f"\n# then: docker build -t {IMAGE} {where()}",
-    solve=_solve, reset=_reset)
+    solve=_solve, reset=_reset, names={"images": [f"{IMAGE}:latest"]})
 def check_nonroot(client) -> list:
     dockerfile = WORK / "Dockerfile"
     if not dockerfile.exists():
         return [Line(False, f"there is no Dockerfile in {where()}",
                      "run the cell that prepares the folder, then edit its Dockerfile")]
-    result = build(client, WORK, tag=IMAGE, nn=3, progress=False)
+    # The learner's build runs under the course's fence (time limit, ulimits, build cgroup).
+    result = build(client, WORK, tag=IMAGE, labels=labels(3), progress=False)
     if not result.ok:
-        return [Line(False, f"the build failed: {result.error}", result.explanation)]
-    lines = [Line(True, f"{where()}/Dockerfile builds: image {result.short_id}")]
+        return [Line(False, f"the build failed ({result.builder or 'no builder ran'}): "
+                            f"{result.error}", result.explanation)]
+    lines = [Line(True, f"{where()}/Dockerfile builds with {result.builder}: image "
+                        f"{result.short_id}")]
     config = client.api.inspect_image(result.image_id)["Config"]
     user = config.get("User") or ""
     if user in ("", "root", "0", "0:0"):

@@ -115,10 +115,14 @@ def _solve(client):
 
 
 def _reset(client):
-    try:
-        client.containers.get(CONTAINER).remove(force=True, v=True)
-    except NotFound:
-        pass
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            client.containers.get(CONTAINER).remove(force=True, v=True)
+        except NotFound:
+            break
+        except APIError:        # a removal already under way (409): wait for it to finish
+            time.sleep(0.2)
     try:
         client.volumes.get(VOLUME).remove(force=True)
     except NotFound:

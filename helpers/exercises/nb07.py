@@ -82,15 +82,15 @@ def prediction(panel=None):
                          "than the container?"), w.HBox([slider, button]), out])
 
     def reveal(_=None):
-        result = getattr(panel, "result", None) or {}
-        if "vm" not in result:
+        result = getattr(panel, "result", None)   # a live_panel.LiveResult after a run
+        if result is None:
             out.value = status_html(None, "Run the live panel first, then reveal.")
             return None
-        ratio = result["vm"]["boot_s"] / result["container"]["start_s"]
+        ratio = result.ratio
         off = max(ratio, slider.value) / min(ratio, slider.value)
         verdict = "within a factor of 2: well judged" if off <= 2 else f"off by {off:.1f}x"
         out.value = status_html(off <= 2, f"You said {slider.value:.0f}x; measured {ratio:.0f}x "
-                                f"({result['vm']['accelerator'].upper()}): {verdict}.")
+                                f"({result.machine.accelerator.upper()}): {verdict}.")
         return ratio
 
     button.on_click(reveal)

@@ -2,6 +2,6 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY requirements.txt ./
-RUN pyhton -m compileall -q /usr/lib/python3.11
+RUN pyhton -m compileall -q /usr/local/lib/python3.11
 COPY app.py ./
 CMD ["python", "app.py"]

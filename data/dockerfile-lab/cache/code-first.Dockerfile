@@ -4,5 +4,5 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY . ./
 # Stands in for `pip install -r requirements.txt` (nothing is downloaded here).
-RUN python -m compileall -f -q -l /usr/lib/python3.11
+RUN python -m compileall -f -q /usr/local/lib/python3.11
 CMD ["python", "app.py"]
