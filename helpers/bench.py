@@ -34,7 +34,7 @@ from .images import ref
 from .initramfs import DONE, READY
 from .labels import labels, notebook_id
 from .measure import (Cgroup, Sampler, container_cpu_s, container_memory_mib,
-                      container_workload, engine_processes, mem_available_mib,
+                      container_workload, engine_processes, kernel_mib, mem_available_mib,
                       process_cpu_s, process_workload, pss_mib, remove, shim_of,
                       visible_pid)
 from .settings import DATA, ROOT
@@ -123,7 +123,10 @@ def vm_side(lesson=None) -> VmSide:
 
 def _both_sides(lesson, client, nn, side: VmSide | None):
     """(lesson, VM side) for a scenario that needs a VM: VmUnavailable says why not."""
-    lesson, side = _both_sides(lesson, client, nn, side)
+    lesson = as_lesson(lesson, client, nn)
+    side = side or vm_side(lesson)
+    if side.unavailable:
+        raise vmkit.VmUnavailable(side.unavailable)
     return lesson, side
 
 
@@ -231,6 +234,7 @@ class ContainerMemory:
     cgroup_mib: float                   # the container's cgroup use (as docker stats)
     shim_mib: float | None              # its containerd-shim-runc-v2 process (PSS)
     engine_share_mib: float | None      # dockerd + containerd PSS growth ÷ n
+    kernel_mib: float | None            # kernel memory outside its cgroup ÷ n (not in PSS)
     total_mib: float                    # the parts above, added
     measured_pss_mib: float | None      # PSS of its processes + shim + engine share
     mem_available_drop_mib: float       # what the host lost (MemAvailable) ÷ n
@@ -250,6 +254,7 @@ class VmMemoryParts:
     unsplit_mib: float | None           # QEMU's memory where its map cannot be read
     shim_mib: float | None              # QEMU in a container: that container's shim
     engine_share_mib: float | None      # QEMU in a container: engine PSS growth ÷ n
+    kernel_mib: float | None            # kernel memory for it ÷ n (page tables, stacks, slab)
     total_mib: float
     measured_pss_mib: float | None      # QEMU's PSS (+ shim + engine share)
     mem_available_drop_mib: float
@@ -340,6 +345,9 @@ class ContainerVsVm:
         if self.sampler and self.sampler.overhead_percent_of_core > 1.0:
             out.append(f"the sampler cost {self.sampler.overhead_percent_of_core:.2f}% of a "
                        "core (more than 1%)")
+        if self.sampler and self.sampler.watched < 2:
+            out.append(f"the sampler's cost was measured watching {self.sampler.watched} "
+                       "instance(s) throughout, not 2 (one vanished or was out of sight)")
         return out
 
 
@@ -580,7 +588,7 @@ def container_memory(lesson, n: int, image: str | None = None, progress=None,
 
 def _container_memory(lesson, n: int, image: str, progress, starts) -> ContainerMemory:
     engine = engine_processes()
-    baseline = _mem_available()
+    baseline, kernel_before = _mem_available(), kernel_mib()
     engine_before = _engine_pss(engine)
     running, rows = [], []
     try:
@@ -593,13 +601,14 @@ def _container_memory(lesson, n: int, image: str, progress, starts) -> Container
             if progress is not None:
                 progress.advance(1, caption=f"container {i + 1}/{n}: {run.start_s:.3f} s")
         time.sleep(1.0)   # let the engine's daemons settle after the starts
-        with_n = _mem_available()
+        with_n, kernel_after = _mem_available(), kernel_mib()
         engine_after = _engine_pss(engine)
         for c in running:
             pid = visible_pid(c)
             group = Cgroup.of(pid) if pid else None
             shim = shim_of(pid) if pid else None
             rows.append({"cgroup": group.memory_mib() if group else container_memory_mib(c),
+                         "cgroup_kernel": group.kernel_mib() if group else None,
                          "shim": pss_mib(shim) if shim else None,
                          "procs": sum(pss_mib(p) for p in group.pids()) if group else None})
     finally:
@@ -610,12 +619,17 @@ def _container_memory(lesson, n: int, image: str, progress, starts) -> Container
     share = _share(engine_before, engine_after, n)
     cgroup, shim = _median([r["cgroup"] for r in rows]), _median([r["shim"] for r in rows])
     procs = _median([r["procs"] for r in rows])
-    total = cgroup + (shim or 0.0) + (share or 0.0)
+    in_cgroup = _median([r["cgroup_kernel"] for r in rows])
+    # What the kernel grew by, less what each cgroup already counts (visible engines only).
+    kernel = max(0.0, (kernel_after - kernel_before) / n - in_cgroup) \
+        if in_cgroup is not None else None
+    total = cgroup + (shim or 0.0) + (share or 0.0) + (kernel or 0.0)
     measured = procs + shim + share if None not in (procs, shim, share) else None
-    return ContainerMemory(n, cgroup, shim, share, total, measured, (baseline - with_n) / n,
-                           after - baseline,
+    return ContainerMemory(n, cgroup, shim, share, kernel, total, measured,
+                           (baseline - with_n) / n, after - baseline,
                            "cgroup files, /proc/PID/smaps_rollup of the shim and the engine's "
-                           "daemons, /proc/meminfo" if engine else
+                           "daemons, /proc/meminfo (MemAvailable; slab, page tables and "
+                           "kernel stacks)" if engine else
                            "the engine's stats API only: its shim and daemons run out of this "
                            "machine's sight (Docker Desktop)")
 
@@ -669,12 +683,12 @@ def _stopped(found: VmMemoryParts, guests: list, baseline: float) -> VmMemoryPar
 def _vm_memory(lesson, side: VmSide, n: int, progress=None):
     """(VmMemoryParts without its drift yet, the running guests, MemAvailable before them)."""
     engine = engine_processes()
-    baseline = _mem_available()
+    baseline, kernel_before = _mem_available(), kernel_mib()
     engine_before = _engine_pss(engine)
     guests = boot_all(lesson, side, n, progress=progress)
     try:
         time.sleep(1.0)
-        with_n = _mem_available()
+        with_n, kernel_after = _mem_available(), kernel_mib()
         uses_engine = guests[0].backend.uses_engine and engine is not None
         share = _share(engine_before, _engine_pss(engine) if uses_engine else None, n)
         parts = [g.memory() for g in guests]
@@ -685,23 +699,25 @@ def _vm_memory(lesson, side: VmSide, n: int, progress=None):
         raise
     m = lambda name: _median([getattr(p, name) for p in parts])
     pss, shim, unsplit = m("pss_mib"), m("shim_mib"), m("unsplit_mib")
-    total = (pss or 0.0) + (unsplit or 0.0) + (shim or 0.0) + (share or 0.0)
+    kernel = max(0.0, (kernel_after - kernel_before) / n)   # QEMU's map has none of it
+    total = (pss or 0.0) + (unsplit or 0.0) + (shim or 0.0) + (share or 0.0) + kernel
     measured = None if pss is None else pss + (shim or 0.0) + (share or 0.0)
     return VmMemoryParts(n, m("guest_ram_mib"), used, m("tcg_code_cache_mib"),
-                         m("qemu_heap_mib"), m("qemu_binary_mib"), unsplit, shim, share, total,
-                         measured, (baseline - with_n) / n, 0.0, parts[0].source), guests, \
+                         m("qemu_heap_mib"), m("qemu_binary_mib"), unsplit, shim, share, kernel,
+                         total, measured, (baseline - with_n) / n, 0.0, parts[0].source), guests, \
         baseline
 
 
 def agreements(c: ContainerMemory, v: VmMemoryParts) -> list[Agreement]:
-    """Each side's parts against its measured PSS and against what the host lost (a drop of
-    zero or less, where other programs freed memory meanwhile, counts as not agreeing)."""
+    """Each side's parts against its measured PSS (all but the kernel part, which no PSS
+    shows) and all of them against what the host lost (a drop of zero or less, where other
+    programs freed memory meanwhile, counts as not agreeing)."""
     out = []
-    for side, parts, pss, drop in (("container", c.total_mib, c.measured_pss_mib,
-                                    c.mem_available_drop_mib),
-                                   ("VM", v.total_mib, v.measured_pss_mib,
-                                    v.mem_available_drop_mib)):
-        for against, measured in (("measured PSS", pss), ("MemAvailable drop", drop)):
+    for side, m in (("container", c), ("VM", v)):
+        # PSS counts no kernel memory: that check leaves the kernel part out.
+        for against, measured, parts in (
+                ("measured PSS", m.measured_pss_mib, m.total_mib - (m.kernel_mib or 0.0)),
+                ("MemAvailable drop", m.mem_available_drop_mib, m.total_mib)):
             if measured is None:
                 continue
             off = 100.0 * abs(parts - measured) / measured if measured > 0 else float("inf")
@@ -768,16 +784,19 @@ def sampler_cost(lesson, side: VmSide, hz: float = 10, seconds: float = 10,
         pid = visible_pid(run.container)
         with side.vm(script(), lesson=lesson) as guest:
             guest.wait_done()
-            with Sampler(hz) as sampler:
-                group = Cgroup.of(pid) if pid else None
-                if group is not None:
-                    sampler.watch("container", cgroup=group)
-                if guest.pid is not None:
-                    sampler.watch("vm", pid=guest.pid)
+            sampler = Sampler(hz)
+            group = Cgroup.of(pid) if pid else None
+            if group is not None:
+                sampler.watch("container", cgroup=group)
+            if guest.pid is not None:
+                sampler.watch("vm", pid=guest.pid)
+            with sampler:
                 time.sleep(seconds)
     finally:
         remove(run.container)
-    watched = len(sampler.samples[-1].readings) if sampler.samples else 0
+    seen = [name for name in ("container", "vm")
+            if sum(name in x.readings for x in sampler.samples) >= 0.9 * len(sampler.samples)]
+    watched = len(seen) if sampler.samples else 0   # each read in (nearly) every sample
     return SamplerCost(hz, round(sampler.rate_hz, 2), watched, seconds,
                        round(sampler.overhead_percent, 3))
 
@@ -1319,12 +1338,13 @@ def report(result: ContainerVsVm) -> str:
               f" engine {na(vc.engine_cpu_s and vc.engine_cpu_s.median, 's', 3)}",
               f"memory per instance (MiB, {cm.n} containers / {vm.n} VMs running):",
               f"  container  {cm.total_mib:.1f} = cgroup {cm.cgroup_mib:.2f} + shim "
-              f"{na(cm.shim_mib)} + engine share {na(cm.engine_share_mib)}; "
-              f"host lost {cm.mem_available_drop_mib:.1f}{_drift(cm)}",
+              f"{na(cm.shim_mib)} + engine share {na(cm.engine_share_mib)} + kernel "
+              f"{na(cm.kernel_mib)}; host lost {cm.mem_available_drop_mib:.1f}{_drift(cm)}",
               f"  VM         {vm.total_mib:.1f} = guest RAM {na(vm.guest_ram_mib)} (guest says "
               f"{na(vm.guest_reported_used_mib)} used) + TCG code {na(vm.tcg_code_cache_mib)} + "
               f"heap {na(vm.qemu_heap_mib)} + binary {na(vm.qemu_binary_mib)} + shim "
-              f"{na(vm.shim_mib)} + engine share {na(vm.engine_share_mib)}"
+              f"{na(vm.shim_mib)} + engine share {na(vm.engine_share_mib)} + kernel "
+              f"{na(vm.kernel_mib)}"
               + (f" + unsplit {vm.unsplit_mib:.1f}" if vm.unsplit_mib else "")
               + f"; host lost {vm.mem_available_drop_mib:.1f}{_drift(vm)}"]
     for a in result.agreements:
@@ -1366,14 +1386,17 @@ median and bootstrap 95% interval of the runs, and each run's load average and s
                        shim_cpu_s, runc_cpu_s, cgroup_cpu_s, total_cpu_s; source
   cpu_vm               qemu_cpu_s, engine_cpu_s, total_cpu_s; source
   memory_container     per container, n running: cgroup_mib, shim_mib, engine_share_mib,
-                       total_mib, measured_pss_mib, mem_available_drop_mib,
+                       kernel_mib (kernel memory outside its cgroup: slab, page tables, kernel
+                       stacks, from /proc/meminfo; no PSS shows it), total_mib, measured_pss_mib, mem_available_drop_mib,
                        mem_available_drift_mib (how far other programs moved it), source
   memory_vm            per VM: guest_ram_mib, guest_reported_used_mib (inside guest RAM,
                        not added), tcg_code_cache_mib, qemu_heap_mib, qemu_binary_mib,
-                       unsplit_mib, shim_mib, engine_share_mib, total_mib, measured_pss_mib,
+                       unsplit_mib, shim_mib, engine_share_mib, kernel_mib, total_mib,
+                       measured_pss_mib,
                        mem_available_drop_mib, mem_available_drift_mib, source
   agreements           [{side, against, parts_mib, measured_mib, off_percent, ok}]: the parts
-                       against the measured PSS and the MemAvailable drop (full run: within 15%)
+                       (less kernel_mib) against the measured PSS, and all of them against
+                       the MemAvailable drop (full run: within 15%)
   headline             container_start_median_s, vm_ready_median_s, start_ratio,
                        container_memory_mib, vm_memory_mib, memory_ratio,
                        container_host_loss_mib, vm_host_loss_mib, host_loss_ratio,

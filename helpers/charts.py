@@ -192,7 +192,8 @@ PART_LABELS = {"cgroup_mib": "its cgroup (docker stats)", "shim_mib": "container
                "guest_ram_mib": "guest RAM QEMU touched", "tcg_code_cache_mib": "TCG code cache",
                "qemu_heap_mib": "QEMU heap and stacks",
                "qemu_binary_mib": "QEMU binary and libraries",
-               "unsplit_mib": "QEMU, not split (map unreadable)"}
+               "unsplit_mib": "QEMU, not split (map unreadable)",
+               "kernel_mib": "kernel memory (page tables, stacks, slab)"}
 
 def _accel(machine) -> str:
     return str(_get(machine, "accelerator", "?")).upper()
@@ -203,14 +204,16 @@ def memory_columns(c, v, accel: str) -> tuple[dict, dict]:
     as `stacked` columns, and what the host lost (MemAvailable drop) per instance."""
     container = [("container: its cgroup (docker stats)", c.cgroup_mib),
                  ("container: its containerd shim (PSS)", c.shim_mib),
-                 ("container: engine daemons' growth ÷ N (PSS)", c.engine_share_mib)]
+                 ("container: engine daemons' growth ÷ N (PSS)", c.engine_share_mib),
+                 ("container: kernel memory outside its cgroup", c.kernel_mib)]
     vm = [("VM: guest RAM QEMU touched", v.guest_ram_mib),
           (f"VM: TCG code cache{' (KVM has none)' if accel == 'KVM' else ''}",
            v.tcg_code_cache_mib),
           ("VM: QEMU heap and stacks", v.qemu_heap_mib),
           ("VM: QEMU binary and libraries", v.qemu_binary_mib),
           ("VM: its container's shim (PSS)", v.shim_mib),
-          ("VM: engine daemons' growth ÷ N (PSS)", v.engine_share_mib)]
+          ("VM: engine daemons' growth ÷ N (PSS)", v.engine_share_mib),
+          ("VM: kernel memory for it (page tables, stacks)", v.kernel_mib)]
     if v.unsplit_mib is not None:
         vm.append(("VM: QEMU, not split (map unreadable)", v.unsplit_mib))
     names = (f"container\n({c.n} running)", f"VM, {accel}\n({v.n} running)")

@@ -83,15 +83,12 @@ def _own_name(name: str, nn: str | None) -> bool:
 
 def _down_project(report: CleanUpReport, name: str) -> None:
     """`docker compose -p NAME down -v --remove-orphans` (Compose v2 finds it by its labels)."""
+    from .compose import ComposeError, down_project
     try:
-        from python_on_whales import DockerClient
-        from python_on_whales.exceptions import DockerException as WhalesError
-        DockerClient(compose_project_name=name).compose.down(volumes=True, remove_orphans=True)
+        down_project(name)
         report.projects.append(name)
-    except ImportError:
-        report.problems.append(f"project {name}: python-on-whales is missing")
-    except WhalesError as exc:
-        report.problems.append(f"project {name}: {str(exc).strip()[-200:]}")
+    except ComposeError as exc:
+        report.problems.append(f"project {name}: {exc}")
 
 
 def _clean(client: docker.DockerClient, nn: str | None, names: dict) -> CleanUpReport:

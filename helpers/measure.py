@@ -37,6 +37,17 @@ def mem_available_mib() -> float:
     return psutil.virtual_memory().available / MIB
 
 
+def kernel_mib() -> float:
+    """The kernel's own memory that no process's PSS shows: unreclaimable slab (namespaces,
+    network devices, cgroups), page tables and kernel stacks, from /proc/meminfo."""
+    wanted, total = ("SUnreclaim:", "PageTables:", "KernelStack:"), 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith(wanted):
+                total += int(line.split()[1])
+    return total / KIB_PER_MIB
+
+
 def pss_mib(pid: int) -> float:
     """The process's proportional set size (shared pages split between their users), in MiB.
 
@@ -236,6 +247,15 @@ class Cgroup:
             usage = int((self.memory_dir / "memory.usage_in_bytes").read_text())
             inactive = self._stat(self.memory_dir, "memory.stat").get("total_inactive_file", 0)
         return (usage - inactive if inactive < usage else usage) / MIB
+
+    def kernel_mib(self) -> float:
+        """The kernel memory charged to the cgroup (and so already in its use)."""
+        if self.v2:
+            stat = self._stat(self.memory_dir, "memory.stat")
+            return sum(stat.get(k, 0) for k in ("kernel_stack", "pagetables",
+                                                 "slab_unreclaimable")) / MIB
+        usage = self.memory_dir / "memory.kmem.usage_in_bytes"
+        return int(usage.read_text()) / MIB if usage.exists() else 0.0
 
     def cpu_s(self) -> float:
         """CPU seconds of every process the cgroup has held (cpuacct.usage / cpu.stat)."""

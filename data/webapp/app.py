@@ -58,6 +58,14 @@ def redis_command(*args: str):
                          f"{exc.strerror or exc}") from None
 
 
+def user_name() -> str:
+    """The user's name; a numeric USER with no line in /etc/passwd has none: then its uid."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):   # KeyError up to Python 3.12, OSError from 3.13
+        return str(os.getuid())
+
+
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         status = 200
@@ -72,7 +80,7 @@ class Handler(BaseHTTPRequestHandler):
                     status, body = 503, f"{exc}\n".encode()
         else:
             body = (f"{GREETING}!\nhostname: {socket.gethostname()}\n"
-                    f"user: {getpass.getuser()} (uid {os.getuid()})\n"
+                    f"user: {user_name()} (uid {os.getuid()})\n"
                     f"port inside the container: {PORT}\n").encode()
             if REDIS_HOST:
                 try:

@@ -19,3 +19,10 @@ question("00.kernel", "On a Linux laptop, a container's `uname -r` prints…",
           "nothing: containers have no kernel"], 0,
          "A container is a group of processes on the host's kernel; the image carries only user "
          "space (files), never a kernel. Lesson 07 compares this with a VM, which boots its own.")
+question("00.chain", "You type `docker run busybox:1.35 true`. Which program asks the kernel to "
+         "create the container's namespaces and cgroup?",
+         ["dockerd itself", "runc, started by containerd on dockerd's request",
+          "the docker CLI"], 1,
+         "The CLI only sends the request. dockerd asks containerd to run the container; "
+         "containerd starts runc, which asks the kernel for the namespaces and the cgroup, "
+         "starts the program in them and exits. `docker version` lists the versions of all three.")

@@ -92,20 +92,32 @@ def _mystery_line(client) -> tuple:
 
 # ---------------------------------------------------------------- exercise 1: a tag
 
+TAG_CLI = f"docker tag {MYSTERY} {MYSTERY}:1.0"
+TAG_SDK = f"client.images.get({MYSTERY!r}).tag({MYSTERY!r}, '1.0')"
+# Plausible wrong attempts the Check rejects (tests run each one).
+TAG_WRONG = {
+    "the wrong image": f"docker tag {ref('busybox')} {MYSTERY}:1.0",
+    "the wrong name": f"docker tag {MYSTERY} {MYSTERY}:v1.0",
+}
+
+
 def _solve_tag(client):
+    from ..cli import run
     prepare_mystery(client)
-    client.images.get(MYSTERY).tag(MYSTERY, "1.0")
+    run(TAG_CLI, echo=False)
 
 
 @exercise(
     id="01.tag", title="Give an image a second name",
-    task=f"Tag the image <code>{MYSTERY}</code> as <code>{MYSTERY}:1.0</code>. "
-         "Then look at <code>docker images</code>: how many images are there now?",
-    hint="A tag is a name that points to an image ID. `docker tag SOURCE TARGET` adds one; "
-         "in Python, `client.images.get(SOURCE).tag(REPOSITORY, TAG)`.",
-    answer=f"docker tag {MYSTERY} {MYSTERY}:1.0\n"
-           f"# or: client.images.get('{MYSTERY}').tag('{MYSTERY}', '1.0')\n"
-           "# docker images shows two lines with the same IMAGE ID: one image, two names.",
+    task=f"Give the image <code>{MYSTERY}</code> the second name <code>{MYSTERY}:1.0</code>, "
+         "without building anything. Then look at <code>docker images</code>: how many images "
+         f"are there now? Careful: a <code>{MYSTERY}:1.0</code> that points to another image "
+         "(say busybox's) does not pass, and neither does another tag (<code>v1.0</code>).",
+    hint="A tag is a name that points to an image ID; the docker subcommand that adds one is "
+         "named after it. It takes the image you have first, then the new name.",
+    answer="# in a terminal, or in a %%docker cell:\n" + TAG_CLI +
+           "\n# docker images shows two lines with the same IMAGE ID: one image, two names.\n"
+           "\n# or in Python:\n" + TAG_SDK,
     solve=_solve_tag, reset=lambda client: _untag(client, f"{MYSTERY}:1.0"),
     names={"images": [f"{MYSTERY}:latest", f"{MYSTERY}:1.0"]})
 def check_tag(client) -> list:
@@ -116,11 +128,13 @@ def check_tag(client) -> list:
     tagged = _get(client, f"{MYSTERY}:1.0")
     if tagged is None:
         lines.append(Line(False, f"no image is tagged {MYSTERY}:1.0",
-                          f"docker tag {MYSTERY} {MYSTERY}:1.0"))
+                          "docker tag adds a name to an image you have: that image first, "
+                          "then the new name"))
     elif tagged.id != image.id:
         lines.append(Line(False, f"{MYSTERY}:1.0 points to {tagged.short_id}, not to "
                                  f"{MYSTERY} ({image.short_id})",
-                          f"docker tag {MYSTERY} {MYSTERY}:1.0 moves the tag to the right image"))
+                          f"tag {MYSTERY} itself: docker tag moves the name to the image you "
+                          "give it"))
     else:
         lines.append(Line(True, f"{MYSTERY}:1.0 and {MYSTERY}:latest are one image "
                                 f"({image.short_id}): two names, no copy"))
@@ -129,9 +143,26 @@ def check_tag(client) -> list:
 
 # ---------------------------------------------------------------- exercise 2: which layer
 
+# The answer in a terminal: take the image apart (docker save), find the first layer tar that
+# holds the file, print that layer's diff ID. Python reads manifest.json (the CLI has no jq).
+LAYER_CLI = f"""\
+d=$(mktemp -d) && docker save {MYSTERY} | tar -x -C "$d"
+n=0
+for tar in $(python3 -c "import json; print(*json.load(open('$d/manifest.json'))[0]['Layers'])"); do
+  if tar -tf "$d/$tar" | grep -x '{SECRET_FILE[1:]}' >/dev/null; then
+    docker image inspect -f "{{{{index .RootFS.Layers $n}}}}" {MYSTERY}; break
+  fi
+  n=$((n+1))
+done
+rm -rf "$d"
+"""
+LAYER_SDK = f"which_layer(client, {MYSTERY!r}, {SECRET_FILE!r}).diff_id"
+
+
 def _solve_layer(client):
+    from ..cli import run
     prepare_mystery(client)
-    ENTERED["01.layer"] = which_layer(client, MYSTERY, SECRET_FILE).short_id
+    ENTERED["01.layer"] = run(LAYER_CLI, echo=False).strip().splitlines()[-1]
 
 
 def _hex(text: str) -> str:
@@ -157,17 +188,10 @@ def _blob_hex(blob: str) -> str:
          "Each layer is a tar of the files its step changed; the explorer's 'Find a file' tab "
          "opens them (what `docker save` writes). Diff IDs are listed bottom first by "
          "`docker image inspect` under RootFS.Layers.",
-    answer=f"which_layer(client, '{MYSTERY}', '{SECRET_FILE}').short_id\n"
-           "# → the 12 hex digits to type into the field\n"
-           "# the same in the explorer: pick course01/mystery:latest, tab 'Find a file', type\n"
-           f"# {SECRET_FILE}, press 'Which layer?': it names the layer and its diff ID.\n"
-           "# In a terminal: which layer's tar holds the file, then that layer's diff ID:\n"
-           f"mkdir mystery && docker save {MYSTERY} | tar -x -C mystery && cd mystery\n"
-           "n=0; for tar in $(python3 -c \"import json; "
-           "print(*json.load(open('manifest.json'))[0]['Layers'])\"); do\n"
-           f"  tar -tf $tar | grep -q '^{SECRET_FILE[1:]}$' && echo \"layer $n\"; "
-           "n=$((n+1)); done\n"
-           f"docker image inspect -f '{{{{index .RootFS.Layers <n>}}}}' {MYSTERY}",
+    answer="# in a terminal, or in a %%docker cell: which layer's tar holds the file, and its "
+           "diff ID\n" + LAYER_CLI + "\n\n# or in Python (the explorer's 'Find a file' tab does "
+           "the same):\n" + LAYER_SDK + "\n# then type the diff ID (or its first 12 hex "
+           "digits) into the field",
     solve=_solve_layer, reset=lambda client: ENTERED.pop("01.layer", None),
     entry="diff ID of the layer, e.g. 3f2a9c1b7d4e")
 def check_layer(client) -> list:

@@ -7,6 +7,7 @@ from pathlib import Path
 from docker.errors import APIError
 
 from . import Line, exercise, question
+from .nb02 import predict as _predict
 
 from ..builder import build
 from ..labels import labels
@@ -48,9 +49,22 @@ def prepare(folder: Path = WORK, overwrite: bool = False) -> Path:
     return folder
 
 
+# The build the answer shows, run from the course's folder. The Check builds the folder again,
+# the same way.
+BUILD_CLI = f"docker build -t {IMAGE} notebooks/work/03-webapp"
+# Plausible wrong attempts (tests build each): the Check rejects the first two and accepts the
+# third, a numeric USER without a line in /etc/passwd (app.py then prints the uid as the name).
+USER_ROOT = REFERENCE.replace("USER app", "USER root")
+NO_USER = REFERENCE.replace("USER app\n", "")
+NUMERIC_USER = REFERENCE.replace("RUN useradd --uid 10001 --no-create-home app\n", "").replace(
+    "USER app", "USER 10001")
+
+
 def _solve(client):
+    from ..cli import run
     prepare(WORK)
     (WORK / "Dockerfile").write_text(REFERENCE)
+    run(f"cd {ROOT} && {BUILD_CLI}", echo=False)
 
 
 def _reset(client):
@@ -67,11 +81,15 @@ def _reset(client):
          "<code>app.py</code> and a starter Dockerfile that runs the app as root) so that the "
          "image runs the web app as a user that is not root, answering on port 8080. The Check "
          "builds your folder, runs the image on a free port of 127.0.0.1, and looks at the "
-         "user and the answer.",
-    hint="python:3.11-slim has `useradd`: create a user in a RUN step, then switch to it with "
-         "USER before CMD. Use a named user rather than only a number: the app asks for its "
-         "user's name, and a number without a name in /etc/passwd makes that fail.",
-    answer=REFERENCE + f"\n# then: docker build -t {IMAGE} {where()}",
+         "user and the answer. <code>USER root</code>, <code>USER 0</code> or no USER at all "
+         "do not pass; a bare number such as <code>USER 10001</code> does, even with no user of "
+         "that number in <code>/etc/passwd</code>.",
+    hint="The instruction that says who runs the container's program is named for it; it must "
+         "come before CMD. A name must exist in the image first (python:3.11-slim has a tool "
+         "that adds users, run in a RUN step); a bare uid number needs nothing.",
+    answer="# notebooks/work/03-webapp/Dockerfile\n" + REFERENCE +
+           f"\n# then, in a terminal in the course's folder (or a %%docker cell: cd ..):\n"
+           f"{BUILD_CLI}",
     solve=_solve, reset=_reset, names={"images": [f"{IMAGE}:latest"]})
 def check_nonroot(client) -> list:
     dockerfile = WORK / "Dockerfile"
@@ -90,8 +108,8 @@ def check_nonroot(client) -> list:
     if user in ("", "root", "0", "0:0"):
         lines.append(Line(False, "the image runs as root: it has no USER instruction"
                           if not user else f"USER {user} is root",
-                          "create a user (RUN useradd --uid 10001 app) and add USER app before "
-                          "CMD"))
+                          "create a user in a RUN step and switch to it (or to a uid number) "
+                          "with USER, before CMD"))
     else:
         lines.append(Line(True, f"the image says USER {user}"))
     if "8080/tcp" in (config.get("ExposedPorts") or {}):
@@ -124,7 +142,7 @@ def check_nonroot(client) -> list:
             lines.append(Line(uid not in ("0", ""), f"inside the container `id -u` says {uid}"
                               + (" (root)" if uid == "0" else " (not root)"),
                               "" if uid not in ("0", "") else
-                              "add a USER instruction with a user you created"))
+                              "add a USER instruction that names a user other than root"))
     except APIError as exc:
         lines.append(Line(False, f"the container would not start: {exc.explanation or exc}",
                           "check CMD and the files it names"))
@@ -132,6 +150,21 @@ def check_nonroot(client) -> list:
         if container is not None:
             container.remove(force=True)
     return lines
+
+
+def predict(name: str):
+    """A prediction asked before the cell that shows the answer: `predict("layers")`."""
+    return _predict(name, "03")
+
+
+question("predict-03-layers.q", "One image writes 5 MB in a RUN and deletes the file in a later "
+         "RUN; the other writes and deletes it in the same RUN. Both start FROM busybox:1.35 "
+         "(about 2 MB). How big are they?",
+         ["Both about 2 MB: the file is gone", "About 7 MB and about 2 MB: the later RUN only "
+          "hides the file, whose bytes stay in the layer below", "Both about 7 MB"], 1,
+         "Each RUN's changes become a read-only layer. Deleting a file in a later layer records a "
+         "whiteout that hides it; the earlier layer keeps its bytes. Deleted in the same RUN, the "
+         "file never reaches a layer.")
 
 
 question("03.context", "In `COPY . /app`, what are `.` and `/app`?",
