@@ -426,9 +426,11 @@ def _foreign_dockerd() -> list:
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                if (proc / "comm").read_text().strip() == "dockerd":
+                # A zombie (state Z) has ended already: only its parent has not reaped it yet.
+                if (proc / "comm").read_text().strip() == "dockerd" and \
+                        (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
                     pids.append(int(proc.name))
-            except OSError:
+            except (OSError, IndexError):
                 pass
     state = read_state()
     return [p for p in pids if not state or p != state.pid]
