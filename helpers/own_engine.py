@@ -474,6 +474,7 @@ def start(instance: str = "26", sealed: bool = False, fresh: bool = False,
     _write_cli_config()
     p = paths(instance)
     LOGS.mkdir(parents=True, exist_ok=True)
+    p["exec_root"].mkdir(parents=True, exist_ok=True)
     p["config"].write_text(json.dumps({
         **config, "data-root": str(p["data_root"]), "exec-root": str(p["exec_root"]),
         "pidfile": str(p["pidfile"]), "hosts": [f"unix://{p['socket']}"], "bridge": BRIDGE,
