@@ -481,6 +481,19 @@ def down_project(project: str) -> None:
                            f"{(exc.stderr or str(exc)).strip()[-300:]}") from None
 
 
+def reset_copy(project: str, work: Path, prepare) -> None:
+    """An exercise's reset: the project down, the learner's copy back to the starter, and the
+    learner's own edits kept beside it as `compose.yaml.yours` (never lost)."""
+    import shutil
+    down_project(project)
+    target = work / "compose.yaml"
+    if target.exists() and target.read_text() != prepare(folder=work / ".starter",
+                                                         overwrite=True).read_text():
+        shutil.copy2(target, work / "compose.yaml.yours")
+    shutil.rmtree(work / ".starter", ignore_errors=True)
+    prepare(overwrite=True)
+
+
 def learner_copy(folder: Path, nn: str, overwrite: bool = False, port: int | None = None) -> Path:
     """The course's stack (data/compose/stack.yaml) as one file the learner may edit:
     `folder/compose.yaml` with the project's name and the web app's build folder pointing back

@@ -14,7 +14,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import docker
 import ipywidgets as w
 from docker.errors import APIError
 

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import docker
 from docker.errors import APIError, ImageNotFound
 
-from .ui import GREEN, GREY, Panel, Progress, error_html, html_table, human_bytes, status_html
+from .ui import (GREEN, GREY, Panel, Progress, error_html, html_table, human_bytes,
+                 plain_words, status_html)
 
 MAX_PATH = 4096   # Linux's PATH_MAX
 WHITEOUT = ".wh."
@@ -490,7 +491,7 @@ class ImageExplorer(Panel):
                            if t != "<none>:<none>"},
                           key=lambda t: (not t.startswith("course"), t))
         except (APIError, OSError) as exc:
-            self.error(f"Could not list images: {exc}. Is the engine running?")
+            self.error(f"Could not list images. {plain_words(exc)}")
             return
         keep, keep_cmp = _with_tag(image) or self.image.value, _with_tag(compare) or self.compare.value
         self._quiet = True  # one redraw at the end, not one per changed dropdown
@@ -519,7 +520,7 @@ class ImageExplorer(Panel):
                                           "press Refresh list.")
             return
         except (APIError, OSError) as exc:
-            self.error(f"The engine did not answer about {ref}: {exc}")
+            self.error(f"The engine did not answer about {ref}: {plain_words(exc)}")
             return
         a = image.attrs
         cfg = a.get("Config") or {}
@@ -556,7 +557,7 @@ class ImageExplorer(Panel):
             self.error(f"{exc.explanation or exc}: press Refresh list.")
             return
         except (APIError, OSError) as exc:
-            self.error(f"The engine did not answer: {exc}")
+            self.error(f"The engine did not answer: {plain_words(exc)}")
             return
         self.chart.value = layers_chart_png(stack, ref, len(shared))
         total = sum(l.size_bytes for l in stack)
@@ -597,7 +598,8 @@ class ImageExplorer(Panel):
             self.find_html.value = error_html(f"{ref} is gone: press Refresh list.")
             return None
         except (APIError, OSError, tarfile.TarError) as exc:
-            self.find_html.value = error_html(f"Could not read the layers of {ref}: {exc}")
+            self.find_html.value = error_html(f"Could not read the layers of {ref}: "
+                                              f"{plain_words(exc)}")
             return None
         if layer is None:
             self.find_html.value = status_html(

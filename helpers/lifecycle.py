@@ -10,10 +10,9 @@ from __future__ import annotations
 import html
 import time
 
-import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 
-from .ui import AMBER, GREEN, GREY, RED, Panel, error_html, html_table, status_html
+from .ui import AMBER, GREEN, GREY, Panel, error_html, html_table, status_html
 
 STATES = ("created", "running", "paused", "exited", "removed")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -289,13 +290,6 @@ def _remove_chains(before: dict) -> None:
                 _run(tool, "-t", table, "-F", chain, check=False)
             for chain in ours:
                 _run(tool, "-t", table, "-X", chain, check=False)
-        # NAT rules for the bridges' subnets live in POSTROUTING, outside any DOCKER chain.
-        if table_has(tool, "nat"):
-            for line in _run(tool, "-t", "nat", "-S", "POSTROUTING", check=False).stdout.splitlines():
-                words = line.split()
-                if "MASQUERADE" in words and any(w == BRIDGE or w.startswith("br-")
-                                                 for w in words):
-                    _run(tool, "-t", "nat", "-D", *words[1:], check=False)
 
 
 def _forward_policy() -> str:
@@ -329,8 +323,19 @@ def _drop_new_empty_tables(before: list) -> None:
              check=False, env=env)
 
 
-def table_has(tool: str, table: str) -> bool:
-    return _run(tool, "-t", table, "-S", check=False).returncode == 0
+def _remove_dead_bridge_rules() -> None:
+    """dockerd also writes rules straight into FORWARD and POSTROUTING for each bridge it runs
+    (`-o dockercourse0 ... -j ACCEPT`, `-o br-<id> ...`); once the bridge's link is gone they
+    match nothing, so they go. A bridge that still exists (another tool's) keeps its rules."""
+    def dead(word: str) -> bool:
+        return (word == BRIDGE or re.fullmatch(r"br-[0-9a-f]{12}", word) is not None) and \
+            not Path(f"/sys/class/net/{word}").exists()
+    for table in ("filter", "nat"):
+        rules = _run("iptables", "-t", table, "-S", check=False).stdout.splitlines()
+        for line in rules:
+            words = line.split()
+            if words[:1] == ["-A"] and any(dead(w) for w in words[2:]):
+                _run("iptables", "-t", table, "-D", *words[1:], check=False)
 
 
 def _egress_rules() -> list:
@@ -546,6 +551,7 @@ def stop(wait_seconds: int = 40) -> bool:
     _remove_rules(state.rules)
     _remove_chains(state.chains_before)
     _remove_links(networks)
+    _remove_dead_bridge_rules()
     if _forward_policy() != state.forward_policy_before:
         _run("iptables", "-P", "FORWARD", state.forward_policy_before, check=False)
     _drop_new_empty_tables(state.tables_before)

@@ -16,9 +16,8 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from .engine import EngineUnavailable, advice, connect, engine_answers
+from .engine import EngineUnavailable, advice, connect
 
 # What the course uses from the host, by Debian package name.
 KIT_PACKAGES = ["busybox-static", "mmdebstrap"]          # the offline image recipes

@@ -1,7 +1,7 @@
 """Tests run against the real Docker Engine, offline: nothing is ever pulled.
 
-Every test that uses the engine (through the `client`, `lesson` or `kit` fixtures, directly or
-not) is marked `engine` automatically, so `pytest -m "not engine"` runs the fast tier with no
+Every test that uses the engine or the course's CLI (through the `client`, `lesson`, `kit`,
+`compose_cli` or `lab` fixtures, directly or not) is marked `engine` automatically, so `pytest -m "not engine"` runs the fast tier with no
 engine at all.
 """
 import os
@@ -11,7 +11,7 @@ os.environ.setdefault("DOCKERCOURSE_FENCE_SECONDS", "10")
 
 import pytest
 
-ENGINE_FIXTURES = {"client", "lesson", "kit"}
+ENGINE_FIXTURES = {"client", "lesson", "kit", "compose_cli", "lab"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -33,6 +33,12 @@ def lesson():
         pytest.fail(f"This test needs a running Docker Engine (./course test starts one).\n{exc}",
                     pytrace=False)
     return lesson
+
+
+@pytest.fixture(scope="session")
+def compose_cli(lesson):
+    """`docker compose` v2 as the course runs it (the course's CLI configuration finds it)."""
+    return "docker compose"
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -127,9 +126,12 @@ def test_lesson_runs_in_jupyterlab_and_its_widgets_render(lab, client, kit, name
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
         open_notebook(page, base, token, name)
+        started = time.monotonic()
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         try:
             page.wait_for_selector("text=/Removed \\d+ containers/", timeout=240_000)
+            from test_notebooks import note_time
+            note_time("browser", name, time.monotonic() - started)
         finally:
             page.screenshot(path=str(ARTIFACTS / f"{name[:-6]}.png"), full_page=True)
         outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
@@ -189,4 +191,4 @@ def test_lab_listens_on_loopback_with_a_token_and_asks_no_news(lab):
     settings = json.loads(urllib.request.urlopen(
         f"{base}/lab/api/settings/@jupyterlab/apputils-extension:notification?token={token}",
         timeout=5).read())
-    assert settings["settings"]["fetchNews"] == "false"
+    assert settings["schema"]["properties"]["fetchNews"]["default"] == "false"

@@ -101,7 +101,7 @@ def test_a_yaml_mistake_names_its_line_and_starts_nothing(tmp_path, client, less
     assert leftovers(client) == []
 
 
-def test_an_unknown_key_is_named_by_its_path_and_line(tmp_path):
+def test_an_unknown_key_is_named_by_its_path_and_line(tmp_path, compose_cli):
     path = write(tmp_path, """\
         services:
           web:
@@ -114,7 +114,7 @@ def test_an_unknown_key_is_named_by_its_path_and_line(tmp_path):
     assert "services.web.imagee" in text and "line 4" in text
 
 
-def test_a_wrong_type_is_named_by_its_path(tmp_path):
+def test_a_wrong_type_is_named_by_its_path(tmp_path, compose_cli):
     path = write(tmp_path, """\
         services:
           web:
@@ -385,7 +385,7 @@ def test_hints_do_not_give_the_answers_first_command():
         assert first.strip() not in ex.hint, (eid, first)
 
 
-def test_the_learners_copy_never_touches_the_shipped_files(tmp_path):
+def test_the_learners_copy_never_touches_the_shipped_files(tmp_path, compose_cli):
     shipped = (DATA / "compose" / "stack.yaml").read_bytes()
     copy = learner_copy(tmp_path / "05", "05", port=40123)
     copy.write_text(copy.read_text() + "# mine\n")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from helpers import explorer
+from helpers.engine import image_store
 from helpers.explorer import (ImageExplorer, Layer, SaveFormatError, files_per_layer, layer_files,
                               layers, read_saved, shared_layers, step_line, which_layer)
 from helpers.exercises.nb01 import CONF, MYSTERY, SECRET_FILE, prepare_mystery
@@ -274,7 +275,11 @@ def test_a_cached_rebuild_pairs_identically(client, kit):
         again = build(client, tag, dockerfile, {"f.txt": "f\n"})  # every step CACHED
         forget_reads()
         after = [(l.diff_id, l.step, l.size_bytes) for l in layers(client, tag)]
-        assert again.id == first.id and after == before
+        assert after == before
+        # The classic store keeps the same image; the containerd store may write a new manifest
+        # (its ID is the manifest's digest) around the very same layers.
+        if image_store(client.info()) == "classic":
+            assert again.id == first.id
         assert [s for _, s, _ in after][-1] == "RUN echo $GREETING > b.txt"
     finally:
         remove(client, tag)

@@ -35,7 +35,8 @@ def test_clean_up_removes_exactly_the_labelled(client, kit):
         names = [c.name for c in client.containers.list(all=True)]
         assert f"t-b{tag}-c" in names and f"learner-{tag}" in names
         report = clean_up_all(client)
-        assert f"t-b{tag}-c" in report.containers and report.total == 4
+        assert f"t-b{tag}-c" in report.containers and f"t-b{tag}-vol" in report.volumes
+        assert f"t-b{tag}-net" in report.networks and f"t-b{tag}-img:1" in report.images
         names = [c.name for c in client.containers.list(all=True)]
         assert f"learner-{tag}" in names and f"t-b{tag}-c" not in names
         assert client.volumes.get(f"learner-{tag}")

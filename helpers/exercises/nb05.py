@@ -1,13 +1,12 @@
 """05-compose: extend the stack with a service and a named volume; quiz on projects, DNS, scaling."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from . import Line, exercise, question
 
-from ..compose import (CONFIG_FILES, PROJECT, SERVICE, ComposeError, Stack, config, down_project,
-                       insert_after, learner_copy, read)
+from ..compose import (CONFIG_FILES, PROJECT, SERVICE, ComposeError, Stack, config, insert_after,
+                       learner_copy, read, reset_copy)
 from ..settings import ROOT
 
 NN = "05"
@@ -63,13 +62,7 @@ def _solve(client):
 
 
 def _reset(client):
-    down_project(NAME)
-    target = WORK / "compose.yaml"
-    if target.exists() and target.read_text() != prepare(folder=WORK / ".starter",
-                                                         overwrite=True).read_text():
-        shutil.copy2(target, WORK / "compose.yaml.yours")   # never lose a learner's work
-    shutil.rmtree(WORK / ".starter", ignore_errors=True)
-    prepare(overwrite=True)
+    reset_copy(NAME, WORK, prepare)
 
 
 @exercise(

@@ -1,13 +1,12 @@
 """06-healthchecks: give Redis a healthcheck that catches a real failure; quiz on health."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from . import Line, exercise, question
 
-from ..compose import (CONFIG_FILES, PROJECT, SERVICE, Stack, down_project, insert_after,
-                       learner_copy)
+from ..compose import (CONFIG_FILES, PROJECT, SERVICE, Stack, insert_after, learner_copy,
+                       reset_copy)
 from ..health import (check_settings, command_text, freeze, seconds_to_notice, thaw, wait_for,
                       why_unhealthy)
 from ..settings import ROOT
@@ -60,13 +59,7 @@ def _solve(client):
 
 
 def _reset(client):
-    down_project(NAME)
-    target = WORK / "compose.yaml"
-    if target.exists() and target.read_text() != prepare(folder=WORK / ".starter",
-                                                         overwrite=True).read_text():
-        shutil.copy2(target, WORK / "compose.yaml.yours")   # never lose a learner's work
-    shutil.rmtree(WORK / ".starter", ignore_errors=True)
-    prepare(overwrite=True)
+    reset_copy(NAME, WORK, prepare)
 
 
 @exercise(
