@@ -160,8 +160,10 @@ def engine_processes() -> EngineProcesses | None:
     """dockerd and containerd as this machine sees them; None where the engine runs out of its
     sight (Docker Desktop's VM, a remote engine) or they cannot be read."""
     dockerd = containerd = None
-    for proc in psutil.process_iter(["name"]):
+    for proc in psutil.process_iter(["name", "status"]):
         name = proc.info["name"]
+        if proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue   # an engine that has ended, not yet reaped by its parent
         if name == "dockerd" and dockerd is None:
             dockerd = proc.pid
         elif name == "containerd" and containerd is None:

@@ -145,6 +145,14 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _reap(pid: int) -> None:
+    """Collect an ended dockerd this process started, so that no zombie of it stays."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass   # not our child: its own parent reaps it
+
+
 def _run(*cmd: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, check=check, **kw)
 
@@ -485,6 +493,9 @@ def start(instance: str = "26", sealed: bool = False, fresh: bool = False,
         "pidfile": str(p["pidfile"]), "hosts": [f"unix://{p['socket']}"], "bridge": BRIDGE,
         "init-path": shutil.which("tini-static") or "/usr/bin/tini-static",
         "ipv6": False, "ip6tables": False,
+        # Every network this engine makes stays inside 172.16.0.0/12, the range the tests'
+        # egress rule lets containers reach (the default pools go on into 192.168.0.0/16).
+        "default-address-pools": [{"base": "172.17.0.0/16", "size": 24}],
     }, indent=2))
     ip_forward = Path("/proc/sys/net/ipv4/ip_forward").read_text().strip()
     chains, policy, tables = _snapshot_chains(), _forward_policy(), _tables()
@@ -544,10 +555,12 @@ def stop(wait_seconds: int = 40) -> bool:
         os.kill(state.pid, signal.SIGTERM)
         deadline = time.monotonic() + wait_seconds
         while _alive(state.pid) and time.monotonic() < deadline:
+            _reap(state.pid)
             time.sleep(0.2)
         if _alive(state.pid):
             os.kill(state.pid, signal.SIGKILL)
             time.sleep(1)
+        _reap(state.pid)
     _remove_rules(state.rules)
     _remove_chains(state.chains_before)
     _remove_links(networks)

@@ -32,12 +32,17 @@ def free_port(preferred: int = 40000, host: str = HOST, tries: int = 200,
                        "stop a program or container that holds ports there, then try again.")
 
 
+# Pages on this machine are fetched directly: an http_proxy set for the outside world must not
+# carry a request for 127.0.0.1 away (or fail it).
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def fetch(url: str, timeout: float = 2.0, wait_seconds: float = 0.0) -> str:
     """GET `url` (the page's text); retries up to `wait_seconds` while the app starts."""
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as answer:
+            with _DIRECT.open(url, timeout=timeout) as answer:
                 return answer.read().decode()
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             if time.monotonic() >= deadline:

@@ -33,3 +33,18 @@ def test_port_published_by_a_container_is_skipped(client, kit):
         assert free_port(port, quiet=True) != port
     finally:
         c.remove(force=True)
+
+
+def test_loopback_fetch_bypasses_any_http_proxy(monkeypatch):
+    """An http_proxy set for the outside world (here a dead one) never carries 127.0.0.1 away."""
+    import http.server
+    import threading
+    from helpers.ports import fetch
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert fetch(f"http://127.0.0.1:{server.server_port}/")
+    finally:
+        server.shutdown()
