@@ -24,8 +24,8 @@ def pytest_collection_modifyitems(config, items):
 def lesson():
     """The tests' own lesson (99): what they create through its client is recorded, under the
     lesson its label names, so that each lesson's clean-up finds it."""
-    from helpers.engine import EngineUnavailable
-    from helpers.lesson import Lesson
+    from helpers.course.engine import EngineUnavailable
+    from helpers.course.lesson import Lesson
     lesson = Lesson(99)
     try:
         lesson.client
@@ -43,7 +43,7 @@ def compose_cli(lesson):
 
 @pytest.fixture(scope="session")
 def client(lesson):
-    from helpers.labels import clean_up_all
+    from helpers.course.labels import clean_up_all
     c = lesson.client
     yield c
     clean_up_all(c)
@@ -52,6 +52,6 @@ def client(lesson):
 @pytest.fixture(scope="session")
 def kit(client):
     """Every course image present (built offline if need be), as {short name: ref}."""
-    from helpers.images import catalogue, ensure_images
+    from helpers.course.images import catalogue, ensure_images
     ensure_images(client, allow_pull=False)
     return {name: img.ref for name, img in catalogue().items()}

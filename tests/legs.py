@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from helpers import own_engine  # noqa: E402
+from helpers.course import own_engine  # noqa: E402
 from tests.allowed_skips import ALLOWED  # noqa: E402
 
 SUBSET = ["tests/test_notebooks.py", "tests/test_builder.py", "tests/test_explorer.py",
@@ -124,7 +124,7 @@ def main(argv: list | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="dockercourse-test-"))
 
     setup(env, "--no-engine")   # packages, kernel and engines fetched before any engine runs
-    from helpers.setup import learner_engine
+    from helpers.course.setup import learner_engine
     if learner_engine():
         say("your own Docker Engine answers: leg 1's tests run once on it, unsealed; legs 2 "
             "and 3 are not run (they need the course's own engines, which never start beside "
@@ -153,7 +153,7 @@ def main(argv: list | None = None) -> int:
             setup(leg_env)
             code = run_pytest(leg, paths, extra, leg_env, workdir / f"leg{leg}.xml")
             if leg == "1" and len(legs) > 1:
-                subprocess.run([sys.executable, "-m", "helpers.images", "bundle", str(bundle)],
+                subprocess.run([sys.executable, "-m", "helpers.course.images", "bundle", str(bundle)],
                                cwd=ROOT, env=leg_env, check=True)
         except subprocess.CalledProcessError as exc:
             print(f"✘ leg {leg}: {exc}", file=sys.stderr)

@@ -4,8 +4,10 @@ import json
 
 import pytest
 
-from helpers import bench, comparison, vm
-from helpers.settings import DATA
+from helpers.measure import bench
+from helpers.measure import comparison
+from helpers.measure import vm
+from helpers.course.settings import DATA
 
 needs_vm = pytest.mark.skipif(not vm.available(), reason=vm.missing_advice())
 SMALL = {"containers": 2, "vms": 1, "memory_containers": 2, "memory_vms": 1, "warmup": 1}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.ports import free_port
+from helpers.course.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"

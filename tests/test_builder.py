@@ -1,4 +1,4 @@
-"""helpers.builder (BuildKit and the legacy builder), the Dockerfile editor and the CMD/ENTRYPOINT
+"""helpers.course.builder (BuildKit and the legacy builder), the Dockerfile editor and the CMD/ENTRYPOINT
 table: recorded build streams parsed offline, then real builds on the real engine."""
 import json
 import shutil
@@ -9,16 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from helpers import builder as builder_module
-from helpers.buildkit import Trace, builder_info, read_events
-from helpers.builder import (Fence, LegacyTrace, build, explain, layer_chart, learner_fence,
-                             stages, step_sizes)
-from helpers.charts import png
-from helpers.dockerfile_editor import DockerfileEditor, prepare_lab, presets
-from helpers.entrypoint_lab import EntrypointTable, try_combination
-from helpers.images import DATA
-from helpers.lesson import Lesson
-from helpers.labels import labels, clean_up, label_filter
+from helpers.course import builder as builder_module
+from helpers.course.buildkit import Trace, builder_info, read_events
+from helpers.course.builder import (Fence, LegacyTrace, build, explain, layer_chart, learner_fence, stages, step_sizes)
+from helpers.measure.charts import png
+from helpers.labs.dockerfile_editor import DockerfileEditor, prepare_lab, presets
+from helpers.labs.entrypoint_lab import EntrypointTable, try_combination
+from helpers.course.settings import DATA
+from helpers.course.lesson import Lesson
+from helpers.course.labels import labels, clean_up, label_filter
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "builds"
 
@@ -431,14 +430,14 @@ def test_cgroup_parent_holds_a_fork_bomb(client, buildkit, lab):
 
 
 def test_fence_names_what_is_missing(client, monkeypatch):
-    monkeypatch.setattr("helpers.own_engine.build_cgroup_parent", lambda: "")
+    monkeypatch.setattr("helpers.course.own_engine.build_cgroup_parent", lambda: "")
     monkeypatch.setattr(builder_module, "_engine_major", lambda client: 26)  # as on Engine 26
     fence = learner_fence(client, buildkit=True)
     assert fence.cgroup_parent == "" and "Missing: no cap on processes or memory" in \
         fence.describe()
     assert fence.seconds and fence.ulimits
     monkeypatch.setattr(builder_module, "_engine_major", lambda client: 20)
-    monkeypatch.setattr("helpers.own_engine.build_cgroup_parent", lambda: "/dockercourse-builds")
+    monkeypatch.setattr("helpers.course.own_engine.build_cgroup_parent", lambda: "/dockercourse-builds")
     old = learner_fence(client, buildkit=True)
     assert not old.cgroup_parent and not old.ulimits and old.seconds
     assert "ignores --ulimit and --cgroup-parent" in old.describe()

@@ -6,15 +6,14 @@ import time
 import pytest
 import yaml
 
-from helpers import record
-from helpers.compose import (PROJECT, ComposeError, Stack, config, edges, learner_copy,
-                             parse_step)
+from helpers.course import record
+from helpers.course.compose import (PROJECT, ComposeError, Stack, config, edges, learner_copy, parse_step)
 from helpers.exercises import get, run_check
 from helpers.exercises import nb05
-from helpers.lesson import Lesson
-from helpers.ports import fetch, free_port
-from helpers.settings import DATA
-from helpers.stack_panel import StackPanel
+from helpers.course.lesson import Lesson
+from helpers.course.ports import fetch, free_port
+from helpers.course.settings import DATA
+from helpers.labs.stack_panel import StackPanel
 
 PROJECT_NAME = "course05"
 STACK = DATA / "compose" / "05" / "compose.yaml"
@@ -204,8 +203,8 @@ def test_a_missing_image_is_never_pulled_and_names_the_cell(tmp_path, client, le
 
 
 def test_a_missing_kit_image_names_the_set_up(tmp_path, client, lesson05):
-    from helpers.compose import kit_advice
-    assert "helpers.images ensure --name redis" in kit_advice("redis:7-alpine")
+    from helpers.course.compose import kit_advice
+    assert "helpers.course.images ensure --name redis" in kit_advice("redis:7-alpine")
     assert kit_advice("course05/nothing") is None
 
 

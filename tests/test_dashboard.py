@@ -3,9 +3,9 @@ import time
 
 import pytest
 
-from helpers.dashboard import Dashboard
-from helpers.labels import clean_up, labels
-from helpers.lesson import Lesson
+from helpers.labs.dashboard import Dashboard
+from helpers.course.labels import clean_up, labels
+from helpers.course.lesson import Lesson
 
 
 @pytest.fixture

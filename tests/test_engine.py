@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from helpers import engine, setup
+from helpers.course import engine
+from helpers.course import setup
 
 
 def test_connect_and_describe(client):
@@ -47,7 +48,7 @@ def test_permission_denied_points_to_docker_group():
 
 
 def test_setup_without_engine_exits_nonzero_with_advice(monkeypatch, tmp_path, capsys):
-    from helpers import own_engine
+    from helpers.course import own_engine
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     monkeypatch.setattr(setup, "can_install", lambda: False)  # as on a laptop without root
     monkeypatch.setattr(own_engine, "read_state", lambda: None)
@@ -58,7 +59,7 @@ def test_setup_without_engine_exits_nonzero_with_advice(monkeypatch, tmp_path, c
 
 
 def course_engine():
-    from helpers import own_engine
+    from helpers.course import own_engine
     state = own_engine.read_state()
     if state is None:
         pytest.skip("the engine is the learner's own, not the course's")
@@ -70,7 +71,7 @@ def test_course_engine_is_current_private_and_sealed(client):
     pull (the dead proxy refuses at once) and its containers' traffic stays on this machine."""
     import time
     import docker
-    from helpers import own_engine
+    from helpers.course import own_engine
     state = course_engine()
     assert state.sealed
     info = client.info()
@@ -92,7 +93,7 @@ def test_course_engine_is_current_private_and_sealed(client):
 
 
 def test_course_engine_has_compose_v2_and_buildkit_in_its_cli():
-    from helpers import own_engine
+    from helpers.course import own_engine
     state = course_engine()
     import os
     env = {**os.environ, **state.env()}
@@ -114,7 +115,7 @@ def test_no_compose_v2_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None if name == "docker-compose"
                         else which(name))
     assert engine.compose_available() == ""
-    from helpers.preflight import compose_line
+    from helpers.labs.preflight import compose_line
     line = compose_line()
     assert line.ok is False and "Compose v2" in line.text and "docker-compose-plugin" in line.fix
 
@@ -122,7 +123,7 @@ def test_no_compose_v2_says_what_to_install(tmp_path, monkeypatch):
 def test_a_second_engine_never_starts_beside_one_that_answers(tmp_path, monkeypatch):
     """A socket that answers and is not the course's: start refuses, and says why."""
     import os
-    from helpers import own_engine
+    from helpers.course import own_engine
     state = course_engine()
     other = tmp_path / "yours.sock"
     os.symlink(state.socket, other)
@@ -135,14 +136,14 @@ def test_a_second_engine_never_starts_beside_one_that_answers(tmp_path, monkeypa
 
 def test_engine_command_status_and_env():
     course_engine()
-    done = subprocess.run([sys.executable, "-m", "helpers.own_engine", "status"],
+    done = subprocess.run([sys.executable, "-m", "helpers.course.own_engine", "status"],
                           capture_output=True, text=True)
     assert done.returncode == 0 and "runs since" in done.stdout
 
 
 def test_helpers_cli_without_engine_prints_one_line(tmp_path):
     env = {"DOCKER_HOST": f"unix://{tmp_path}/none.sock", "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-m", "helpers.images", "list"], env=env,
+    done = subprocess.run([sys.executable, "-m", "helpers.course.images", "list"], env=env,
                           capture_output=True, text=True)
     assert done.returncode == 1
     assert "No Docker Engine answered" in done.stderr and "Traceback" not in done.stderr

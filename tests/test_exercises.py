@@ -2,7 +2,7 @@
 import pytest
 
 from helpers.exercises import all_exercises, run_check
-from helpers.labels import clean_up
+from helpers.course.labels import clean_up
 
 EXERCISES = sorted(all_exercises())
 
@@ -53,7 +53,7 @@ def mystery(client, kit):
 def test_01_layer_rejects_the_plausible_wrong_answers(client, mystery):
     from helpers.exercises import ENTERED
     from helpers.exercises.nb01 import CONF, SECRET_FILE
-    from helpers.explorer import layer_files, which_layer
+    from helpers.course.layers import layer_files, which_layer
     right = which_layer(client, mystery, SECRET_FILE)
     last_in_folder = [f for f in layer_files(client, mystery)
                       if any(p.startswith(CONF + "/") for p in f.added + f.changed)][-1]
@@ -74,7 +74,7 @@ def test_01_layer_rejects_the_plausible_wrong_answers(client, mystery):
 def test_01_layer_panel_takes_the_diff_id_and_shows_the_answer(client, mystery):
     from helpers.exercises import check_button, get
     from helpers.exercises.nb01 import SECRET_FILE
-    from helpers.explorer import which_layer
+    from helpers.course.layers import which_layer
     panel = check_button("01.layer")
     panel.check.click()
     assert "the field is empty" in panel.output.value and "Not yet" in panel.output.value

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers import explorer
-from helpers.engine import image_store
-from helpers.explorer import (ImageExplorer, Layer, SaveFormatError, files_per_layer, layer_files,
-                              layers, read_saved, shared_layers, step_line, which_layer)
+from helpers.labs import explorer
+from helpers.course.engine import image_store
+from helpers.labs.explorer import ImageExplorer
+from helpers.course.layers import (Layer, SaveFormatError, files_per_layer, layer_files, layers, read_saved, shared_layers, step_line, which_layer)
 from helpers.exercises.nb01 import CONF, MYSTERY, SECRET_FILE, prepare_mystery
-from helpers.labels import labels
+from helpers.course.labels import labels
 
 
 def build(client, tag: str, dockerfile: str, files: dict | None = None, legacy: bool = False):

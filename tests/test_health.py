@@ -1,13 +1,13 @@
 """Health checks on the real engine: the states, a real hang, the timeline panel, exercise 06."""
 import pytest
 
-from helpers.compose import PROJECT, Stack
+from helpers.course.compose import PROJECT, Stack
 from helpers.exercises import get, nb06, run_check
-from helpers.health import (DEFAULTS, HealthPanel, check_settings, freeze, frozen, health, thaw,
-                            wait_for, why_unhealthy)
-from helpers.lesson import Lesson
-from helpers.ports import free_port
-from helpers.settings import DATA
+from helpers.course.health import (DEFAULTS, check_settings, freeze, frozen, health, thaw, wait_for, why_unhealthy)
+from helpers.labs.health_panel import HealthPanel
+from helpers.course.lesson import Lesson
+from helpers.course.ports import free_port
+from helpers.course.settings import DATA
 
 PROJECT_NAME = "course06"
 COMPOSE = DATA / "compose"

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from helpers import settings
-from helpers.dockerfile_editor import DockerfileEditor
-from helpers.entrypoint_lab import EntrypointTable
-from helpers.lesson import Lesson
+from helpers.course import settings
+from helpers.labs.dockerfile_editor import DockerfileEditor
+from helpers.labs.entrypoint_lab import EntrypointTable
+from helpers.course.lesson import Lesson
 
 BUSYBOX = "busybox:1.35"
 
@@ -102,7 +102,7 @@ def test_hostile_run_arguments(client, table, args, words, capsys):
     shown = table.status.value + table.with_args.value
     assert words in shown, shown
     if args == "yes":   # what it printed was read in a bounded amount
-        from helpers.fence import OUTPUT_BYTES
+        from helpers.course.fence import OUTPUT_BYTES
         assert len(table.arg_trials[-1].output.encode()) <= OUTPUT_BYTES + 100
     assert seconds < settings.fence_seconds() + 10 + 15, seconds   # + the image's build
     after = engine_things(client)

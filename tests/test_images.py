@@ -3,8 +3,9 @@ import time
 
 import pytest
 
-from helpers import images
-from helpers.images import KIT_LABEL, catalogue, ensure_images
+from helpers.course import images
+from helpers.course.settings import DATA
+from helpers.course.images import KIT_LABEL, catalogue, ensure_images
 
 
 def pulls_between(client, since, until):
@@ -37,7 +38,7 @@ def test_offline_image_carries_the_same_software(client, kit, name):
 
 
 def test_missing_image_is_rebuilt_offline(client, kit, monkeypatch):
-    monkeypatch.setattr(images, "bundle_path", lambda: images.DATA / "no-such-bundle.tar")
+    monkeypatch.setattr(images, "bundle_path", lambda: DATA / "no-such-bundle.tar")
     client.images.remove(kit["busybox"], force=True)
     assert ensure_images(client, names=["busybox"]) == {kit["busybox"]: "built"}
     out = client.containers.run(kit["busybox"], ["sh", "-c", "ls -d /tmp && whoami"],
@@ -65,7 +66,7 @@ def test_failed_pull_falls_back_to_the_offline_kit(client, kit, monkeypatch, cap
     """Online mode on a machine without network: the pull fails fast, the kit takes over."""
     if client.info().get("HttpsProxy") != "http://127.0.0.1:9":
         pytest.skip("only on the sealed engine, where a pull fails on loopback at once")
-    monkeypatch.setattr(images, "bundle_path", lambda: images.DATA / "no-such-bundle.tar")
+    monkeypatch.setattr(images, "bundle_path", lambda: DATA / "no-such-bundle.tar")
     client.images.remove(kit["busybox"], force=True)
     assert ensure_images(client, names=["busybox"], allow_pull=True) == {kit["busybox"]: "built"}
     out = capsys.readouterr().out
@@ -115,7 +116,7 @@ def test_course_image_matches_the_public_image(client, kit, name):
 
 def test_python_recipe_matches_the_public_image(client, kit):
     """The python stand-in's recipe, built beside the image in use (never replacing it)."""
-    from helpers.buildkit import builder_info
+    from helpers.course.buildkit import builder_info
     img = catalogue()["python"]
     tag = "dockercourse-recipe/python:test"
     try:

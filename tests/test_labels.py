@@ -2,7 +2,7 @@
 import io
 import uuid
 
-from helpers.labels import LABEL, clean_up, clean_up_all, labels
+from helpers.course.labels import LABEL, clean_up, clean_up_all, labels
 
 
 def test_labels_shape():

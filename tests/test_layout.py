@@ -49,3 +49,49 @@ def test_readme_names_the_two_commands_and_every_notebook():
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         assert path.name in readme, f"README does not list {path.name}"
     assert "bash .ci/run" in readme or "./course test" in (ROOT / ".ci/run").read_text()
+
+
+# Which role may import which: the lessons' foundation imports nothing above it, and only the
+# panels and the `python -m helpers.…` commands sit on top of everything.
+ROLES = {"course": {"course", "exercises"}, "exercises": {"course", "exercises", "labs"},
+         "measure": {"course", "measure"}, "labs": {"course", "measure", "labs", "exercises"}}
+ENTRY_POINTS = {"bench": "measure", "images": "course", "setup": "course"}
+# Set-up prepares everything a lesson needs, the VM's kernel included.
+EXCEPTIONS = {"course/setup.py": {"measure"}}
+
+
+def _imports(path: Path) -> set:
+    text = path.read_text()
+    return set(re.findall(r"^\s*from helpers\.(\w+)", text, re.M)) | \
+        set(re.findall(r"^\s*import helpers\.(\w+)", text, re.M))
+
+
+def test_helpers_are_grouped_by_role():
+    helpers = ROOT / "helpers"
+    assert {p.name for p in helpers.iterdir() if p.is_dir() and p.name != "__pycache__"} == set(ROLES)
+    top = {p.stem for p in helpers.glob("*.py")} - {"__init__"}
+    assert top == set(ENTRY_POINTS), f"modules outside a role's folder: {top - set(ENTRY_POINTS)}"
+    for role, allowed in ROLES.items():
+        assert (helpers / role / "__init__.py").exists()
+        for path in (helpers / role).glob("*.py"):
+            wrong = _imports(path) - allowed - EXCEPTIONS.get(f"{role}/{path.name}", set())
+            assert not wrong, f"{path.relative_to(ROOT)} imports from {wrong}"
+
+
+def test_entry_points_are_thin_and_answer_help():
+    import subprocess
+    import sys
+    for name, role in ENTRY_POINTS.items():
+        text = (ROOT / "helpers" / f"{name}.py").read_text()
+        assert f"from helpers.{role}.{name} import main" in text and len(text.splitlines()) < 10
+        done = subprocess.run([sys.executable, "-m", f"helpers.{name}", "--help"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and f"python -m helpers.{name}" in done.stdout, done.stderr
+
+
+def test_notebooks_import_from_the_role_folders():
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            source = "".join(cell["source"])
+            for module in re.findall(r"from helpers\.(\w+)", source):
+                assert module in ROLES, f"{path.name} imports helpers.{module}"

@@ -1,9 +1,9 @@
 """The lifecycle panel, clicked against the real engine."""
 import pytest
 
-from helpers.labels import clean_up
-from helpers.lesson import Lesson
-from helpers.lifecycle import LifecyclePanel, diagram_svg
+from helpers.course.labels import clean_up
+from helpers.course.lesson import Lesson
+from helpers.labs.lifecycle import LifecyclePanel, diagram_svg
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 shared kernel; the prediction widget reads its result."""
 import pytest
 
-from helpers import bench, live_panel, vm
+from helpers.measure import bench
+from helpers.labs import live_panel
+from helpers.measure import vm
 from helpers.exercises.nb07 import prediction
 
 needs_vm = pytest.mark.skipif(not vm.available(), reason=vm.missing_advice())

@@ -10,8 +10,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers import record
-from helpers.labels import label_filter
+from helpers.course import record
+from helpers.course.labels import label_filter
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
@@ -77,9 +77,10 @@ def planted(client, kit):
 
     import docker
     from helpers.exercises.nb02 import build_webapp
-    from helpers.lesson import Lesson
-    course_image = build_webapp(Lesson(2).client)          # the course's, recorded
+    from helpers.course.lesson import Lesson
     mine = docker.from_env()                               # the learner's: nothing recorded
+    _remove_planted(mine)                                  # what an interrupted run left
+    course_image = build_webapp(Lesson(2).client)          # the course's, recorded
     mine.images.get(course_image.id).tag("mine/keep", "1")
     derived, _ = mine.images.build(fileobj=io.BytesIO(
         f"FROM {course_image.id}\nRUN echo mine > /mine.txt\n".encode()), tag="mine/app:1", rm=True)
@@ -98,16 +99,22 @@ def planted(client, kit):
     yield {"images": images, "containers": {c.id: c.name for c in things["containers"]},
            "volumes": [v.name for v in things["volumes"]],
            "networks": {n.id: n.name for n in things["networks"]}}
-    for c in things["containers"]:
-        c.remove(force=True)
-    for v in things["volumes"]:
-        v.remove(force=True)
-    for n in things["networks"]:
-        n.remove()
-    for tag in ("mine/app:1", "mine/keep:1"):
+    _remove_planted(mine)
+
+
+def _remove_planted(mine):
+    import docker
+    for name in ("my-own-app", "my-kept-app", "my-terminal-box"):
         try:
-            mine.images.remove(tag)
-        except docker.errors.ImageNotFound:
+            mine.containers.get(name).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+    for gone in (lambda: mine.volumes.get("my-volume").remove(force=True),
+                 lambda: [n.remove() for n in mine.networks.list(names=["my-network"])],
+                 lambda: mine.images.remove("mine/app:1"), lambda: mine.images.remove("mine/keep:1")):
+        try:
+            gone()
+        except docker.errors.NotFound:
             pass
 
 

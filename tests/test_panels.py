@@ -3,9 +3,9 @@ and the engine's loss, for real: each panel answers with what to do, and works a
 engine is back, without a kernel restart."""
 import pytest
 
-from helpers import own_engine
-from helpers.lesson import Lesson
-from helpers.ui import Panel
+from helpers.course import own_engine
+from helpers.course.lesson import Lesson
+from helpers.course.ui import Panel
 from test_ui import panel_classes
 
 
@@ -16,20 +16,20 @@ def explorer_with_a_path(explorer):
 
 def factories(kit):
     """How to make each panel for a test (a new panel must be added here)."""
-    from helpers.dashboard import Dashboard
+    from helpers.labs.dashboard import Dashboard
     from helpers.exercises import CheckPanel, Quiz
-    from helpers.explorer import ImageExplorer
-    from helpers.lifecycle import LifecyclePanel
-    from helpers.port_publisher import PortPublisher
-    from helpers.preflight import Preflight
-    from helpers.compose import Stack
-    from helpers.dockerfile_editor import DockerfileEditor
-    from helpers.entrypoint_lab import EntrypointTable
-    from helpers.health import HealthPanel
-    from helpers.live_panel import LivePanel
-    from helpers.settings import DATA
-    from helpers.stack_panel import ProjectPanel, StackPanel
-    from helpers.volumes import VolumeBrowser, VolumeLab
+    from helpers.labs.explorer import ImageExplorer
+    from helpers.labs.lifecycle import LifecyclePanel
+    from helpers.labs.port_publisher import PortPublisher
+    from helpers.labs.preflight import Preflight
+    from helpers.course.compose import Stack
+    from helpers.labs.dockerfile_editor import DockerfileEditor
+    from helpers.labs.entrypoint_lab import EntrypointTable
+    from helpers.labs.health_panel import HealthPanel
+    from helpers.labs.live_panel import LivePanel
+    from helpers.course.settings import DATA
+    from helpers.labs.stack_panel import ProjectPanel, StackPanel
+    from helpers.labs.volumes import VolumeBrowser, VolumeLab
     lesson = Lesson(99)
     stack = lambda: Stack([DATA / "compose" / "05" / "compose.yaml"], "course05",
                           lesson=Lesson(5))

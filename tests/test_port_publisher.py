@@ -5,9 +5,9 @@ import socket
 import pytest
 
 from helpers.exercises.nb02 import build_webapp
-from helpers.lesson import Lesson
-from helpers.port_publisher import PortPublisher, check_port
-from helpers.ports import free_port
+from helpers.course.lesson import Lesson
+from helpers.labs.port_publisher import PortPublisher, check_port
+from helpers.course.ports import free_port
 
 
 @pytest.fixture

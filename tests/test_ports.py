@@ -2,8 +2,8 @@
 import socket
 import time
 
-from helpers.labels import labels
-from helpers.ports import free_port, port_is_free
+from helpers.course.labels import labels
+from helpers.course.ports import free_port, port_is_free
 
 
 def test_port_held_by_a_socket_is_skipped(capsys):
@@ -39,7 +39,7 @@ def test_loopback_fetch_bypasses_any_http_proxy(monkeypatch):
     """An http_proxy set for the outside world (here a dead one) never carries 127.0.0.1 away."""
     import http.server
     import threading
-    from helpers.ports import fetch
+    from helpers.course.ports import fetch
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)

@@ -1,9 +1,10 @@
 """The preflight panel of notebook 00, driven in plain pytest against the real engine."""
 import uuid
 
-from helpers import images
-from helpers.labels import labels
-from helpers.preflight import Preflight
+from helpers.course import images
+from helpers.course.settings import DATA
+from helpers.course.labels import labels
+from helpers.labs.preflight import Preflight
 
 
 def test_every_line_green_but_kvm(client, kit):
@@ -18,7 +19,7 @@ def test_every_line_green_but_kvm(client, kit):
 
 
 def test_missing_image_red_then_prepare_button_fixes_it(client, kit, monkeypatch):
-    monkeypatch.setattr(images, "bundle_path", lambda: images.DATA / "no-such-bundle.tar")
+    monkeypatch.setattr(images, "bundle_path", lambda: DATA / "no-such-bundle.tar")
     client.images.remove(kit["busybox"], force=True)
     panel = Preflight()
     panel.run()

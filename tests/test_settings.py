@@ -1,7 +1,7 @@
 """Every DOCKERCOURSE_* setting is parsed one way (fast tier: no engine)."""
 import pytest
 
-from helpers import settings
+from helpers.course import settings
 
 
 @pytest.mark.parametrize("raw,expected", [("1", True), ("yes", True), ("TRUE", True),
@@ -40,7 +40,7 @@ def test_paths_and_numbers(monkeypatch, tmp_path):
 def test_every_setting_is_in_the_readme():
     import re
     readme = (settings.ROOT / "README.md").read_text()
-    names = set(re.findall(r"DOCKERCOURSE_[A-Z_]+", (settings.ROOT / "helpers" /
+    names = set(re.findall(r"DOCKERCOURSE_[A-Z_]+", (settings.ROOT / "helpers" / "course" /
                                                      "settings.py").read_text()))
     assert names and all(name in readme for name in names), names - set(
         re.findall(r"DOCKERCOURSE_[A-Z_]+", readme))

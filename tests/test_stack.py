@@ -7,11 +7,11 @@ import urllib.request
 
 import pytest
 
-from helpers.images import KIT_LABEL, catalogue
-from helpers.labels import LABEL
-from helpers.lesson import Lesson
-from helpers.ports import fetch, free_port
-from helpers.settings import DATA
+from helpers.course.images import KIT_LABEL, catalogue
+from helpers.course.labels import LABEL
+from helpers.course.lesson import Lesson
+from helpers.course.ports import fetch, free_port
+from helpers.course.settings import DATA
 
 REDIS = catalogue()["redis"]
 FACTS = REDIS.matches
@@ -178,7 +178,7 @@ def test_webapp_counts_visits_in_redis_and_health_asks_it(lesson04, webapp, netw
 
 @pytest.mark.parametrize("nn", ["05", "06"])
 def test_lesson_folders_name_the_project_and_label_everything(client, nn):
-    from helpers.compose import whales   # the course's docker CLI with its compose plugin
+    from helpers.course.compose import whales   # the course's docker CLI with its compose plugin
     config = whales([DATA / "compose" / nn / "compose.yaml"]).compose.config(return_json=True)
     assert config["name"] == f"course{nn}"
     for service in config["services"].values():
@@ -193,7 +193,7 @@ def test_lesson_folders_name_the_project_and_label_everything(client, nn):
 
 
 def test_stack_runs_offline_counts_and_keeps_the_count_in_its_volume(lesson04, monkeypatch):
-    from helpers.compose import whales
+    from helpers.course.compose import whales
     port = free_port(41100, quiet=True)
     monkeypatch.setenv("DOCKERCOURSE_NOTEBOOK", "04")
     monkeypatch.setenv("WEB_PORT", str(port))

@@ -3,7 +3,7 @@ import statistics
 
 import pytest
 
-from helpers import stats
+from helpers.measure import stats
 
 RUNS = [0.21, 0.19, 0.20, 0.35, 0.22, 0.18, 0.20, 0.21, 0.19, 0.24]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from helpers.exercises import all_exercises, get, run_check
-from helpers.labels import clean_up
+from helpers.course.labels import clean_up
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = {p.name[:2]: p for p in sorted((ROOT / "notebooks").glob("0[0-3]-*.ipynb"))}
@@ -241,7 +241,7 @@ def fresh(client, kit):
 
 
 def test_01_tag_rejects_a_tag_on_the_wrong_image_or_name(client, fresh):
-    from helpers.cli import run
+    from helpers.course.cli import run
     from helpers.exercises.nb01 import MYSTERY, TAG_SDK, TAG_WRONG, prepare_mystery
     fresh("01.tag")
     prepare_mystery(client)
@@ -260,7 +260,7 @@ def test_01_tag_rejects_a_tag_on_the_wrong_image_or_name(client, fresh):
 def test_01_layer_cli_and_sdk_answers_agree(client, fresh):
     from helpers.exercises import ENTERED
     from helpers.exercises.nb01 import LAYER_SDK
-    from helpers.explorer import which_layer
+    from helpers.course.layers import which_layer
     ex = fresh("01.layer")
     ex.solve(client)                                        # runs the answer's shell script
     by_cli = ENTERED["01.layer"]
@@ -270,7 +270,7 @@ def test_01_layer_cli_and_sdk_answers_agree(client, fresh):
 
 
 def test_02_webapp_rejects_plausible_wrong_ports_and_passes_the_sdk_answer(client, fresh):
-    from helpers.cli import run
+    from helpers.course.cli import run
     from helpers.exercises.nb02 import ANSWER_SDK, NAME, WRONG, answer_port, build_webapp
     fresh("02.webapp")
     build_webapp(client)

@@ -9,8 +9,8 @@ import pytest
 import requests
 
 import helpers
-from helpers import ui
-from helpers.engine import EngineUnavailable
+from helpers.course import ui
+from helpers.course.engine import EngineUnavailable
 
 
 def test_html_table_escapes_every_cell():

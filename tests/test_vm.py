@@ -8,8 +8,9 @@ import time
 import psutil
 import pytest
 
-from helpers import guest as guestlib
-from helpers import vm, vmkit
+from helpers.measure import guest as guestlib
+from helpers.measure import vm
+from helpers.measure import vmkit
 
 needs_vm = pytest.mark.skipif(not vm.available(), reason=vm.missing_advice())
 

@@ -9,11 +9,17 @@ import time
 import pytest
 from docker.errors import NotFound
 
-from helpers import bench, charts, comparison, images, record, vm, vmkit
-from helpers import guest as guestlib
-from helpers.images import KIT_LABEL, catalogue, ensure_images
-from helpers.labels import LABEL
-from helpers.preflight import check_images
+from helpers.measure import bench
+from helpers.measure import charts
+from helpers.measure import comparison
+from helpers.course import images
+from helpers.course import record
+from helpers.measure import vm
+from helpers.measure import vmkit
+from helpers.measure import guest as guestlib
+from helpers.course.images import KIT_LABEL, catalogue, ensure_images
+from helpers.course.labels import LABEL
+from helpers.labs.preflight import check_images
 
 pytestmark = [pytest.mark.vm_image, pytest.mark.vm]
 

@@ -6,12 +6,12 @@ import time
 import pytest
 from docker.errors import NotFound
 
-from helpers import volumes
+from helpers.labs import volumes
 from helpers.exercises import get, run_check
 from helpers.exercises.nb04 import CONTAINER, VOLUME
-from helpers.images import ref
-from helpers.labels import label_filter
-from helpers.lesson import Lesson
+from helpers.course.images import ref
+from helpers.course.labels import label_filter
+from helpers.course.lesson import Lesson
 
 
 @pytest.fixture(scope="module")

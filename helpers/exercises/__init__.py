@@ -12,8 +12,8 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..engine import EngineUnavailable, connect
-from ..ui import Line, Panel, error_html, plain_words, status_html, status_text
+from helpers.course.engine import EngineUnavailable, connect
+from helpers.course.ui import Line, Panel, error_html, plain_words, status_html, status_text
 
 
 @dataclass

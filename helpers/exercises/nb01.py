@@ -8,9 +8,9 @@ from pathlib import Path
 from docker.errors import APIError, ImageNotFound
 
 from . import ENTERED, Line, entered, exercise, question
-from ..explorer import layer_files, which_layer
-from ..images import ref
-from ..labels import labels
+from helpers.course.layers import layer_files, which_layer
+from helpers.course.images import ref
+from helpers.course.labels import labels
 
 MYSTERY = "course01/mystery"
 CONF = "/opt/app/conf"
@@ -52,7 +52,7 @@ def prepare_mystery(client) -> str:
 
     BuildKit builds it, as `docker build` does today; without the buildx plugin the engine's
     legacy builder does. BuildKit runs through the `docker` CLI, which finds the engine by
-    DOCKER_HOST: `helpers.engine.connect()` sets it for the course's own engine."""
+    DOCKER_HOST: `helpers.course.engine.connect()` sets it for the course's own engine."""
     with tempfile.TemporaryDirectory(prefix="course01-") as context:
         (Path(context) / "Dockerfile").write_text(MYSTERY_DOCKERFILE)
         (Path(context) / "staging").mkdir()
@@ -102,7 +102,7 @@ TAG_WRONG = {
 
 
 def _solve_tag(client):
-    from ..cli import run
+    from helpers.course.cli import run
     prepare_mystery(client)
     run(TAG_CLI, echo=False)
 
@@ -160,7 +160,7 @@ LAYER_SDK = f"which_layer(client, {MYSTERY!r}, {SECRET_FILE!r}).diff_id"
 
 
 def _solve_layer(client):
-    from ..cli import run
+    from helpers.course.cli import run
     prepare_mystery(client)
     ENTERED["01.layer"] = run(LAYER_CLI, echo=False).strip().splitlines()[-1]
 

@@ -1,16 +1,16 @@
 """02-containers: run the sample web app on a host port; quiz on instances, isolation, ports."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from docker.errors import ImageNotFound
 
 from . import Line, Quiz, exercise, question
-from ..labels import labels
-from ..ports import fetch, free_port, port_is_free
+from helpers.course.labels import labels
+from helpers.course.settings import DATA
+from helpers.course.ports import fetch, free_port, port_is_free
 
 WEBAPP = "course02/webapp"
-WEBAPP_DIR = Path(__file__).resolve().parents[2] / "data" / "webapp"
+WEBAPP_DIR = DATA / "webapp"
 HOST_PORT = 40000       # the port the notes use: docker run -p 40000:8080 <image>
 CONTAINER_PORT = 8080   # the port app.py listens on inside the container
 NAME = "course02-web"   # the container the exercise asks for
@@ -43,7 +43,7 @@ def answer_port() -> int:
 
 
 def _solve(client):
-    from ..cli import run
+    from helpers.course.cli import run
     try:
         client.images.get(WEBAPP)
     except ImageNotFound:

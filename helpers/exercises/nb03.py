@@ -9,11 +9,11 @@ from docker.errors import APIError
 from . import Line, exercise, question
 from .nb02 import predict as _predict
 
-from ..builder import build
-from ..labels import labels
-from ..ports import fetch, free_port
+from helpers.course.builder import build
+from helpers.course.settings import ROOT
+from helpers.course.labels import labels
+from helpers.course.ports import fetch, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 WEBAPP_DIR = ROOT / "data" / "webapp"
 WORK = ROOT / "notebooks" / "work" / "03-webapp"   # the learner's folder (not in git)
 IMAGE = "course03/exercise"
@@ -61,7 +61,7 @@ NUMERIC_USER = REFERENCE.replace("RUN useradd --uid 10001 --no-create-home app\n
 
 
 def _solve(client):
-    from ..cli import run
+    from helpers.course.cli import run
     prepare(WORK)
     (WORK / "Dockerfile").write_text(REFERENCE)
     run(f"cd {ROOT} && {BUILD_CLI}", echo=False)

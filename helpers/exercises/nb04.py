@@ -12,8 +12,8 @@ import time
 from docker.errors import APIError, NotFound
 
 from . import Line, exercise, question
-from ..cli import run as run_cli
-from ..images import ref
+from helpers.course.cli import run as run_cli
+from helpers.course.images import ref
 
 CONTAINER = "course04-redis"
 VOLUME = "course04-redis-data"

@@ -5,9 +5,9 @@ from pathlib import Path
 
 from . import Line, exercise, question
 
-from ..compose import (CONFIG_FILES, PROJECT, SERVICE, ComposeError, Stack, config, insert_after,
+from helpers.course.compose import (CONFIG_FILES, PROJECT, SERVICE, ComposeError, Stack, config, insert_after,
                        learner_copy, read, reset_copy)
-from ..settings import ROOT
+from helpers.course.settings import ROOT
 
 NN = "05"
 NAME = f"course{NN}"
@@ -50,12 +50,12 @@ def reference(text: str) -> str:
 
 
 def stack(folder: Path = WORK, lesson=None) -> Stack:
-    from ..lesson import Lesson
+    from helpers.course.lesson import Lesson
     return Stack([folder / "compose.yaml"], NAME, lesson=lesson or Lesson(5))
 
 
 def _solve(client):
-    from ..ports import free_port
+    from helpers.course.ports import free_port
     target = prepare(overwrite=True, port=free_port(40000, quiet=True))
     target.write_text(reference(target.read_text()))
     stack().up()

@@ -5,11 +5,11 @@ from pathlib import Path
 
 from . import Line, exercise, question
 
-from ..compose import (CONFIG_FILES, PROJECT, SERVICE, Stack, insert_after, learner_copy,
+from helpers.course.compose import (CONFIG_FILES, PROJECT, SERVICE, Stack, insert_after, learner_copy,
                        reset_copy)
-from ..health import (check_settings, command_text, freeze, seconds_to_notice, thaw, wait_for,
+from helpers.course.health import (check_settings, command_text, freeze, seconds_to_notice, thaw, wait_for,
                       why_unhealthy)
-from ..settings import ROOT
+from helpers.course.settings import ROOT
 
 NN = "06"
 NAME = f"course{NN}"
@@ -47,12 +47,12 @@ def with_healthcheck(text: str, block: str = CHECK_BLOCK) -> str:
 
 
 def stack(folder: Path = WORK, lesson=None) -> Stack:
-    from ..lesson import Lesson
+    from helpers.course.lesson import Lesson
     return Stack([folder / "compose.yaml"], NAME, lesson=lesson or Lesson(6))
 
 
 def _solve(client):
-    from ..ports import free_port
+    from helpers.course.ports import free_port
     target = prepare(overwrite=True, port=free_port(40000, quiet=True))
     target.write_text(with_healthcheck(target.read_text()))
     stack().up()

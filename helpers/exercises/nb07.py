@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from docker.errors import NotFound
 
-from ..images import ref
-from ..labels import LABEL, labels
-from ..ui import status_html
+from helpers.course.images import ref
+from helpers.course.labels import LABEL, labels
+from helpers.course.ui import status_html
 from . import Line, exercise, question
 
 NAME = "course07-kernel"
