@@ -154,7 +154,7 @@ def no_such_image(client, ref):
 
 def test_buildkit_marks_steps_rebuilt_then_cached(client, buildkit, lab):
     write(lab, presets()["deps-first"])
-    first = build(client, lab, labels=labels(3), tag="course03/test", nocache=True, progress=False)
+    first = build(client, lab, labels=labels(3), tag="course03.invalid/test", nocache=True, progress=False)
     assert first.ok, first
     assert first.builder.startswith("BuildKit (docker buildx 0.") and first.buildkit
     # BuildKit's --no-cache does not reach WORKDIR, which may still say CACHED (moby#38255)
@@ -163,8 +163,8 @@ def test_buildkit_marks_steps_rebuilt_then_cached(client, buildkit, lab):
     assert first.steps[1].name == "[2/5] WORKDIR /app"
     assert any(line.startswith("#") and "[4/5] RUN python -m compileall" in line
                for line in first.log)
-    assert client.images.get("course03/test").labels["dockercourse.notebook"] == "03"
-    second = build(client, lab, labels=labels(3), tag="course03/test", progress=False)
+    assert client.images.get("course03.invalid/test").labels["dockercourse.notebook"] == "03"
+    second = build(client, lab, labels=labels(3), tag="course03.invalid/test", progress=False)
     assert second.ok and second.image_id == first.image_id
     assert second.rebuilt == 0 and second.cached == 4   # WORKDIR, COPY, RUN, COPY
     assert any(line.endswith(" CACHED") for line in second.log)
@@ -197,7 +197,7 @@ def test_steps_paired_with_history_and_layers(client, kit, tmp_path, builder):
     shutil.copy(FIXTURES / "meta.Dockerfile", tmp_path / "Dockerfile")
     (tmp_path / "note.txt").write_text(f"{uuid.uuid4()}\n")  # a new layer for this run
     try:
-        cold = build(client, tmp_path, labels=labels(3), tag="course03/paired", progress=False, builder=builder,
+        cold = build(client, tmp_path, labels=labels(3), tag="course03.invalid/paired", progress=False, builder=builder,
                      layers=True)
         assert cold.ok, cold
         assert cold.buildkit == (builder == "buildkit")
@@ -208,7 +208,7 @@ def test_steps_paired_with_history_and_layers(client, kit, tmp_path, builder):
                 "ENV GREETING=hello", "LABEL course.example=fixture", "EXPOSE 8080",
                 'CMD ["cat", "/app/note.txt"]']
             assert "no layer" in cold.table() and "config" in cold.table()
-        again = build(client, tmp_path, labels=labels(3), tag="course03/paired", progress=False,
+        again = build(client, tmp_path, labels=labels(3), tag="course03.invalid/paired", progress=False,
                       builder=builder, layers=True)
         assert again.ok and again.image_id == cold.image_id and again.rebuilt == 0
         check_pairing(client, again, kit["busybox"])
@@ -223,12 +223,12 @@ def test_steps_paired_with_history_and_layers(client, kit, tmp_path, builder):
 
 def test_legacy_builder_still_builds(client, lab):
     write(lab, presets()["deps-first"])
-    result = build(client, lab, labels=labels(3), tag="course03/legacy", progress=False, builder="legacy")
+    result = build(client, lab, labels=labels(3), tag="course03.invalid/legacy", progress=False, builder="legacy")
     assert result.ok, result
     assert result.builder == "legacy builder" and not result.buildkit
     assert result.log[0] == "Step 1/7 : FROM python:3.11-slim"  # 7: the course's LABEL step
     assert result.steps[-1].added_by_course
-    assert client.images.get("course03/legacy").labels["dockercourse.notebook"] == "03"
+    assert client.images.get("course03.invalid/legacy").labels["dockercourse.notebook"] == "03"
     assert "512.0 MiB of memory per step" in result.fence.describe()
     assert "Missing: no process cap and no ulimits" in result.fence.describe()
 
@@ -238,7 +238,7 @@ def test_without_buildx_the_legacy_builder_runs(client, lab, tmp_path, monkeypat
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "plain-cli-config"))
     assert builder_info() is None
     write(lab, "FROM busybox:1.35\nRUN echo built\n")
-    result = build(client, lab, labels=labels(3), tag="course03/fallback", progress=False)
+    result = build(client, lab, labels=labels(3), tag="course03.invalid/fallback", progress=False)
     assert result.ok and result.builder == "legacy builder", result
     assert "Step 2/3 : RUN echo built" in result.log
 
@@ -249,7 +249,7 @@ def test_without_buildx_the_legacy_builder_runs(client, lab, tmp_path, monkeypat
     ("broken-syntax", "Docker does not know"),
 ])
 def test_broken_dockerfile_explained_and_leaves_nothing(client, lab, name, words):
-    editor = DockerfileEditor(lab, tag="course03/broken", lesson=Lesson(3))
+    editor = DockerfileEditor(lab, tag="course03.invalid/broken", lesson=Lesson(3))
     editor.load(name)
     started = time.time()
     result = editor.build(nocache=True)
@@ -257,7 +257,7 @@ def test_broken_dockerfile_explained_and_leaves_nothing(client, lab, name, words
     assert words in result.explanation
     assert "✘" in editor.status.value and words in editor.status.value
     assert result.builder in editor.status.value and "Limits:" in editor.status.value
-    assert no_such_image(client, "course03/broken")
+    assert no_such_image(client, "course03.invalid/broken")
     assert not still_there(client, made_by(result)), "a failed build left an image behind"
     leftovers = [c for c in client.containers.list(all=True, filters={"ancestor":
                                                                       "python:3.11-slim"})
@@ -286,13 +286,13 @@ def test_missing_folder_and_missing_dockerfile(client, tmp_path):
 
 
 def test_missing_from_image_says_what_makes_it(client, lab):
-    write(lab, "FROM course03/never-built:1\nRUN true\n")
+    write(lab, "FROM course03.invalid/never-built:1\nRUN true\n")
     started = time.monotonic()
     result = build(client, lab, labels=labels(3), progress=False)
     assert not result.ok and time.monotonic() - started < 20   # no pull hangs
-    assert result.missing_images == ["course03/never-built:1"]
+    assert result.missing_images == ["course03.invalid/never-built:1"]
     assert "built in notebook 03" in result.explanation
-    assert "docker build -t course03/never-built:1" in result.explanation
+    assert "docker build -t course03.invalid/never-built:1" in result.explanation
     write(lab, "FROM nosuch-image-here:1\nRUN true\n")
     other = build(client, lab, labels=labels(3), progress=False)
     assert "`docker images`" in other.explanation
@@ -301,16 +301,16 @@ def test_missing_from_image_says_what_makes_it(client, lab):
 def test_multistage_leaves_only_labelled_images(client, lab, tmp_path):
     context = tmp_path / "multi"
     shutil.copytree(DATA / "dockerfile-lab" / "multistage", context)
-    final = build(client, context, labels=labels(3), tag="course03/site", progress=False, layers=True)
-    single = build(client, context, labels=labels(3), tag="course03/site:single",
+    final = build(client, context, labels=labels(3), tag="course03.invalid/site", progress=False, layers=True)
+    single = build(client, context, labels=labels(3), tag="course03.invalid/site:single",
                    dockerfile="single-stage.Dockerfile", progress=False)
     assert final.ok and single.ok
     stages_seen = {s.stage for s in final.steps}
     if final.buildkit:
         assert stages_seen == {"build", "stage-1"}
         assert [s.keyword for s in final.steps if s.history] == ["COPY", "EXPOSE", "CMD"]
-    small = client.images.get("course03/site").attrs["Size"]
-    big = client.images.get("course03/site:single").attrs["Size"]
+    small = client.images.get("course03.invalid/site").attrs["Size"]
+    big = client.images.get("course03.invalid/site:single").attrs["Size"]
     assert small * 20 < big
     clean_up(3, client)
     assert not still_there(client, made_by(final) | made_by(single)), \
@@ -370,19 +370,19 @@ def test_timeout_stops_an_endless_run_and_leaves_nothing(client, lab, monkeypatc
     seconds = 50000 + uuid.uuid4().int % 40000   # a sleep no other process runs
     write(lab, f"FROM busybox:1.35\nRUN echo endless; sleep {seconds} & sleep {seconds + 1}\n")
     started = time.monotonic()
-    result = build(client, lab, labels=labels(3), tag="course03/endless", nocache=True, progress=False,
+    result = build(client, lab, labels=labels(3), tag="course03.invalid/endless", nocache=True, progress=False,
                    builder=builder)
     took = time.monotonic() - started
     assert result.timed_out and not result.ok and 4 <= took < 12, (took, result)
     assert "longer than 4 s" in result.error
     assert "DOCKERCOURSE_FENCE_SECONDS" in result.explanation
-    assert no_such_image(client, "course03/endless")
+    assert no_such_image(client, "course03.invalid/endless")
     if client.api.base_url.startswith("http+docker://"):  # the engine runs on this machine
         deadline = time.monotonic() + 5
         while processes_with(f"sleep {seconds}") and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not processes_with(f"sleep {seconds}"), "the step's processes outlived the build"
-        assert not [p for p in processes_with("buildx build") if "course03/endless" in p]
+        assert not [p for p in processes_with("buildx build") if "course03.invalid/endless" in p]
     assert not [c for c in client.containers.list(all=True, ignore_removed=True)
                 if str(seconds) in " ".join(c.attrs["Config"].get("Cmd") or [])]
     assert client.ping()

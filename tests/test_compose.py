@@ -189,15 +189,15 @@ def test_a_missing_image_is_never_pulled_and_names_the_cell(tmp_path, client, le
     path = write(tmp_path, """\
         services:
           app:
-            image: course05/not-built:1
+            image: course05.invalid/not-built:1
             pull_policy: never
             labels: {dockercourse.notebook: "05"}
         """)
     stack = Stack(path, PROJECT_NAME, lesson=lesson05,
-                  built_by={"course05/not-built:1": "run the cell 'Build the app' in section 1"})
+                  built_by={"course05.invalid/not-built:1": "run the cell 'Build the app' in section 1"})
     with pytest.raises(ComposeError) as err:
         stack.up()
-    assert "course05/not-built:1" in str(err.value)
+    assert "course05.invalid/not-built:1" in str(err.value)
     assert "run the cell 'Build the app' in section 1" in str(err.value)
     assert leftovers(client) == []
 
@@ -205,7 +205,7 @@ def test_a_missing_image_is_never_pulled_and_names_the_cell(tmp_path, client, le
 def test_a_missing_kit_image_names_the_set_up(tmp_path, client, lesson05):
     from helpers.course.compose import kit_advice
     assert "helpers.course.images ensure --name redis" in kit_advice("redis:7-alpine")
-    assert kit_advice("course05/nothing") is None
+    assert kit_advice("course05.invalid/nothing") is None
 
 
 def test_up_that_fails_half_way_leaves_nothing(tmp_path, client, lesson05):
@@ -245,7 +245,7 @@ def test_the_course_stack_counts_visits_in_redis(client, lesson05):
     assert leftovers(client) == []
     # the web app's image, built by Compose, is the lesson's: clean-up removes it
     lesson05.clean_up()
-    assert client.images.list(name="course05/webapp") == []
+    assert client.images.list(name="course05.invalid/webapp") == []
 
 
 # ---------------------------------------------------------------- the panel
@@ -282,13 +282,13 @@ def test_the_panel_reports_a_missing_image_without_pulling(tmp_path, client, les
     bad = write(tmp_path, """\
         services:
           web:
-            image: course05/never-built:1
+            image: course05.invalid/never-built:1
             pull_policy: never
         """)
     panel = StackPanel(Stack(bad, PROJECT_NAME, lesson=lesson05), live_seconds=0)
     began = int(time.time())
     panel.buttons["up"].click()
-    assert "course05/never-built:1" in panel.message
+    assert "course05.invalid/never-built:1" in panel.message
     assert "does not pull" in panel.message
     pulls = client.events(since=began - 1, until=int(time.time()) + 1, decode=True,
                           filters={"type": "image", "event": "pull"})

@@ -56,7 +56,7 @@ def images(client, kit):
     """Two small images FROM busybox, each adding one file in one layer, and the mystery image."""
     built = {}
     for name, line in (("one", "echo one > /srv/one.txt"), ("two", "echo two > /srv/two.txt")):
-        built[name] = f"course01/test-{name}"
+        built[name] = f"course01.invalid/test-{name}"
         build(client, built[name], f"FROM {kit['busybox']}\nRUN mkdir -p /srv && {line}\n")
     prepare_mystery(client)
     yield built
@@ -245,7 +245,7 @@ CMD ["cat", "b.txt"]
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["buildkit", "legacy-builder"])
 def test_metadata_steps_between_layers_keep_the_pairing(client, kit, legacy):
-    tag = "course01/test-interleaved"
+    tag = "course01.invalid/test-interleaved"
     try:
         build(client, tag, INTERLEAVED.format(busybox=kit["busybox"]), {"f.txt": "f\n"}, legacy)
         files = layer_files(client, tag)[len(layers(client, kit["busybox"])):]
@@ -266,7 +266,7 @@ def test_metadata_steps_between_layers_keep_the_pairing(client, kit, legacy):
 
 
 def test_a_cached_rebuild_pairs_identically(client, kit):
-    tag = "course01/test-cached"
+    tag = "course01.invalid/test-cached"
     dockerfile = INTERLEAVED.format(busybox=kit["busybox"])
     try:
         first = build(client, tag, dockerfile, {"f.txt": "f\n"})
@@ -315,7 +315,7 @@ def test_which_layer_finds_the_step(client, images):
 def test_explorer_panel_shows_inspect_history_layers(client, images):
     ex = ImageExplorer(client, image=images["one"])
     assert ex.image.value == images["one"] + ":latest"
-    assert "docker image inspect" in ex.inspect_html.value and "course01/test-one" in \
+    assert "docker image inspect" in ex.inspect_html.value and "course01.invalid/test-one" in \
         ex.inspect_html.value
     assert "docker history" in ex.history_html.value and "RUN mkdir -p /srv" in \
         ex.history_html.value and "# buildkit" not in ex.history_html.value
@@ -340,13 +340,13 @@ def test_explorer_find_button(client, images):
 
 
 def test_explorer_reports_a_vanished_image(client, kit):
-    build(client, "course01/test-gone", f"FROM {kit['busybox']}\nRUN echo gone > /gone.txt\n")
-    ex = ImageExplorer(client, image="course01/test-gone:latest")
-    client.images.remove("course01/test-gone:latest", force=True)
+    build(client, "course01.invalid/test-gone", f"FROM {kit['busybox']}\nRUN echo gone > /gone.txt\n")
+    ex = ImageExplorer(client, image="course01.invalid/test-gone:latest")
+    client.images.remove("course01.invalid/test-gone:latest", force=True)
     ex.show()
     assert "gone" in ex.status.value and "Refresh" in ex.status.value
     ex.refresh_button.click()
-    assert "course01/test-gone:latest" not in ex.image.options
+    assert "course01.invalid/test-gone:latest" not in ex.image.options
 
 
 def test_engine_not_answering_is_an_error_line():

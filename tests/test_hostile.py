@@ -37,7 +37,7 @@ def engine_answers_after(started):
 
 @pytest.fixture
 def editor(client, kit, tmp_path):
-    return DockerfileEditor(tmp_path / "lab", samples={}, tag="course03/hostile",
+    return DockerfileEditor(tmp_path / "lab", samples={}, tag="course03.invalid/hostile",
                             lesson=Lesson(3))
 
 

@@ -59,7 +59,7 @@ def test_invalid_transitions_are_explained_not_raised(panel):
 
 
 def test_missing_image_is_an_error_line(client):
-    p = LifecyclePanel("course02/does-not-exist:1", lesson=Lesson(2), name="course02-test-noimage")
+    p = LifecyclePanel("course02.invalid/does-not-exist:1", lesson=Lesson(2), name="course02-test-noimage")
     p.buttons["create"].click()
     assert "not on this engine" in p.message.value and p.state == "none"
 

@@ -34,7 +34,7 @@ def factories(kit):
     stack = lambda: Stack([DATA / "compose" / "05" / "compose.yaml"], "course05",
                           lesson=Lesson(5))
     return {
-        DockerfileEditor: lambda: DockerfileEditor(samples={}, tag="course99/panel",
+        DockerfileEditor: lambda: DockerfileEditor(samples={}, tag="course99.invalid/panel",
                                                    lesson=lesson),
         EntrypointTable: lambda: EntrypointTable(lesson=lesson),
         LivePanel: lambda: LivePanel(lesson),

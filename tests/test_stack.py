@@ -15,7 +15,7 @@ from helpers.course.settings import DATA
 
 REDIS = catalogue()["redis"]
 FACTS = REDIS.matches
-WEBAPP_TAG = "course04/stack-webapp"
+WEBAPP_TAG = "course04.invalid/stack-webapp"
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +187,7 @@ def test_lesson_folders_name_the_project_and_label_everything(client, nn):
     assert config["volumes"]["redis-data"]["labels"][LABEL] == nn
     assert config["networks"]["default"]["labels"][LABEL] == nn
     web = config["services"]["web"]
-    assert web["build"]["labels"][LABEL] == nn and web["image"] == f"course{nn}/webapp"
+    assert web["build"]["labels"][LABEL] == nn and web["image"] == f"course{nn}.invalid/webapp"
     assert web["environment"]["REDIS_HOST"] == "redis"
     assert all(p["host_ip"] == "127.0.0.1" for p in web["ports"])
 
@@ -201,8 +201,8 @@ def test_stack_runs_offline_counts_and_keeps_the_count_in_its_volume(lesson04, m
     stack = whales([DATA / "compose" / "stack.yaml"], project)
     since = int(time.time()) - 1
     stack.compose.up(detach=True, quiet=True)
-    lesson04.record(lesson04.client.images.get("course04/webapp"),
-                    tags=["course04/webapp:latest"])   # as the engine lists the tag
+    lesson04.record(lesson04.client.images.get("course04.invalid/webapp"),
+                    tags=["course04.invalid/webapp:latest"])   # as the engine lists the tag
     url = f"http://127.0.0.1:{port}/"
     assert "visits: 1" in fetch(url, wait_seconds=15).splitlines()
     assert "visits: 2" in fetch(url).splitlines()

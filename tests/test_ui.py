@@ -22,7 +22,7 @@ def test_html_table_escapes_every_cell():
 @pytest.mark.parametrize("exc,words", [
     (EngineUnavailable("No Docker Engine answered at unix:///x. Start it."), "No Docker Engine"),
     (requests.exceptions.ConnectionError("Connection aborted"), "stopped answering"),
-    (docker.errors.ImageNotFound("No such image: course02/x"), "not on this engine"),
+    (docker.errors.ImageNotFound("No such image: course02.invalid/x"), "not on this engine"),
     (docker.errors.APIError("409 conflict"), "The engine refused"),
     (TimeoutError("60 s"), "took too long"),
     (ValueError("bad port"), "ValueError: bad port"),

@@ -131,7 +131,7 @@ def where_made(image: str) -> str:
     if name in {img.ref for img in catalogue(optional=True).values()}:
         return (f"{name} is one of the course's images: `python -m helpers.images ensure` makes "
                 "it (00-setup runs it).")
-    course = re.match(r"^course(\d\d)/", name)
+    course = re.match(r"^course(\d\d)\.invalid/", name)
     if course:
         return (f"{name} is built in notebook {course[1]}: run that notebook's cell that builds "
                 f"it (`docker build -t {name} ...`) first.")

@@ -205,7 +205,7 @@ def base_images(context: Path, dockerfile: str = "Dockerfile") -> list[str]:
 
 
 def full_tag(image: str) -> str:
-    """`course05/webapp` → `course05/webapp:latest`, as the engine lists its tags."""
+    """`course05.invalid/webapp` → `course05.invalid/webapp:latest`, as the engine lists its tags."""
     return image if ":" in image.rsplit("/", 1)[-1] else f"{image}:latest"
 
 

@@ -77,8 +77,8 @@ def _remove(report: CleanUpReport, kind: str, name: str, remove) -> bool:
 
 
 def _own_name(name: str, nn: str | None) -> bool:
-    """The lesson's own names: `course02-web`, `course02/webapp:1`, `course05_data`."""
-    return re.match(rf"^course{nn or '[0-9][0-9]'}[-_/]", name) is not None
+    """The lesson's own names: `course02-web`, `course02.invalid/webapp:1`, `course05_data`."""
+    return re.match(rf"^course{nn or '[0-9][0-9]'}[-_/.]", name) is not None
 
 
 def _down_project(report: CleanUpReport, name: str) -> None:

@@ -144,7 +144,7 @@ class Lesson:
 
     @property
     def prefix(self) -> str:
-        """Names of this lesson's own things start so: `course02-web`, `course02/webapp`."""
+        """Names of this lesson's own things start so: `course02-web`, `course02.invalid/webapp`."""
         return f"course{self.nn}"
 
     @property

@@ -56,7 +56,7 @@ def exists(client) -> bool:
 
 
 def full_tag(tag: str) -> str:
-    """`course02/webapp` as the engine lists it: `course02/webapp:latest`."""
+    """`course02.invalid/webapp` as the engine lists it: `course02.invalid/webapp:latest`."""
     return tag if ":" in tag.rsplit("/", 1)[-1] else f"{tag}:latest"
 
 

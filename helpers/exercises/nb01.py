@@ -12,7 +12,7 @@ from helpers.course.layers import layer_files, which_layer
 from helpers.course.images import ref
 from helpers.course.labels import labels
 
-MYSTERY = "course01/mystery"
+MYSTERY = "course01.invalid/mystery"
 CONF = "/opt/app/conf"
 SECRET_FILE = f"{CONF}/settings.ini"
 
@@ -48,7 +48,7 @@ def _buildx_available() -> bool:
 
 
 def prepare_mystery(client) -> str:
-    """Build the exercise image (`docker buildx build --load -t course01/mystery`); returns its ID.
+    """Build the exercise image (`docker buildx build --load -t course01.invalid/mystery`); returns its ID.
 
     BuildKit builds it, as `docker build` does today; without the buildx plugin the engine's
     legacy builder does. BuildKit runs through the `docker` CLI, which finds the engine by
@@ -246,7 +246,7 @@ question("01.shared", "Two images built FROM busybox:1.35 are listed by `docker 
          "Layers are identified by their content. Both images point to the same busybox layers, "
          "so the engine stores them once; `docker images` counts them in each image's SIZE, "
          "`docker system df` shows what is really used.")
-question("01.tag", "You run `docker tag course01/mystery course01/mystery:1.0`. What happened on "
+question("01.tag", "You run `docker tag course01.invalid/mystery course01.invalid/mystery:1.0`. What happened on "
          "disk?",
          ["The image was copied under a new name", "A new name now points to the same image ID",
           "A new layer was added"], 1,

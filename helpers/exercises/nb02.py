@@ -9,7 +9,7 @@ from helpers.course.labels import labels
 from helpers.course.settings import DATA
 from helpers.course.ports import fetch, free_port, port_is_free
 
-WEBAPP = "course02/webapp"
+WEBAPP = "course02.invalid/webapp"
 WEBAPP_DIR = DATA / "webapp"
 HOST_PORT = 40000       # the port the notes use: docker run -p 40000:8080 <image>
 CONTAINER_PORT = 8080   # the port app.py listens on inside the container
@@ -32,7 +32,7 @@ WRONG = {
 
 
 def build_webapp(client):
-    """`docker build -t course02/webapp data/webapp`, labelled for this lesson's clean-up."""
+    """`docker build -t course02.invalid/webapp data/webapp`, labelled for this lesson's clean-up."""
     image, _ = client.images.build(path=str(WEBAPP_DIR), tag=WEBAPP, labels=labels(2), rm=True)
     return image
 
@@ -142,7 +142,7 @@ question("predict-02-stop.q", "Two containers run the same Python program that e
          "sends SIGKILL. In exec form Python is PID 1 and handles SIGTERM itself.")
 
 
-question("02.ports", "In `docker run -p 40000:8080 course02/webapp`, which number is the port on "
+question("02.ports", "In `docker run -p 40000:8080 course02.invalid/webapp`, which number is the port on "
          "your machine?",
          ["8080", "40000", "both: the container uses both"], 1,
          "`-p HOST:CONTAINER`: the engine listens on the host's 40000 and forwards to 8080 inside "

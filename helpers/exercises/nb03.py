@@ -16,7 +16,7 @@ from helpers.course.ports import fetch, free_port
 
 WEBAPP_DIR = ROOT / "data" / "webapp"
 WORK = ROOT / "notebooks" / "work" / "03-webapp"   # the learner's folder (not in git)
-IMAGE = "course03/exercise"
+IMAGE = "course03.invalid/exercise"
 CHECK_PORT = 40300
 
 STARTER = (WEBAPP_DIR / "Dockerfile").read_text()

@@ -13,7 +13,7 @@ NN = "05"
 NAME = f"course{NN}"
 WORK = ROOT / "notebooks" / "work" / NN          # the learner's folder (not in git)
 SHIPPED = ("redis", "web")                       # the services the stack comes with
-WEBAPP = f"course{NN}/webapp:latest"                    # what `up` builds for the web service
+WEBAPP = f"course{NN}.invalid/webapp:latest"                    # what `up` builds for the web service
 UP = "docker compose -f work/05/compose.yaml up -d"   # from the notebooks folder
 
 SERVICE_BLOCK = """\

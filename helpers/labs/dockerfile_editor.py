@@ -73,7 +73,7 @@ class DockerfileEditor(Panel):
                  tag: str | None = None, *, lesson):
         super().__init__()
         self.lesson, self.folder = lesson, Path(folder)
-        self.tag = tag or f"{lesson.prefix}/lab"
+        self.tag = tag or f"{lesson.prefix}.invalid/lab"
         self.samples = samples if samples is not None else presets()
         first = next(iter(self.samples), "")
         self.preset = w.Dropdown(options=list(self.samples), value=first or None,

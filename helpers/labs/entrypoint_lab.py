@@ -69,7 +69,7 @@ def try_combination(entrypoint: str, cmd: str, run_args: list | str = (), *,
     trial = Trial(entrypoint, cmd, list(run_args), dockerfile(entrypoint, cmd))
     with tempfile.TemporaryDirectory(prefix="entrycmd-") as tmp:
         (Path(tmp) / "Dockerfile").write_text(trial.dockerfile)
-        result = build(client, tmp, tag=f"{lesson.prefix}/entrycmd:{entrypoint}-{cmd}",
+        result = build(client, tmp, tag=f"{lesson.prefix}.invalid/entrycmd:{entrypoint}-{cmd}",
                        labels=lesson.labels, progress=False)
     if not result.ok:
         trial.error = result.error

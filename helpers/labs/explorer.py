@@ -36,7 +36,7 @@ def layers_chart_png(stack: list[Layer], title: str, shared: int = 0) -> bytes:
 
 
 def _with_tag(name: str | None) -> str | None:
-    """'course01/hello' → 'course01/hello:latest', as the engine lists it."""
+    """'course01.invalid/hello' → 'course01.invalid/hello:latest', as the engine lists it."""
     if name and ":" not in name.rsplit("/", 1)[-1] and "@" not in name:
         return name + ":latest"
     return name

@@ -3,7 +3,7 @@ it (`charts`), and show the figures beside the chart; or, where the VM side cann
 grey line saying what could not run and why.
 
     from helpers.measure import comparison
-    comparison.disk(lesson, app_image="course01/hello")     # 01
+    comparison.disk(lesson, app_image="course01.invalid/hello")     # 01
     comparison.start_and_memory(lesson, n=5)                # 02
     comparison.build_vs_provision(lesson)                   # 03
     comparison.write_throughput(lesson)                     # 04
