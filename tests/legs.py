@@ -12,7 +12,9 @@ Where your own engine answers, leg 1's tests run once on it, unsealed, and legs 
 run (the course never starts a second engine beside yours).
 
 Last, with every engine stopped, the host's packet filter, forwarding and network links must
-equal what they were before the first engine started.
+equal what they were before the first engine started, and every file changed outside the
+checkout since set-up began must fall under an entry of the README's table of what the course
+changes on a machine (CHANGES), or be the machine's own doing (NOT_THE_COURSES).
 
     ./course test                    all three legs
     ./course test --legs 1 -k ports  leg 1 only, with pytest's own options after the legs
@@ -60,6 +62,110 @@ def host_network() -> dict:
             "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(),
             "links": sorted(line.split(":")[1].strip().split("@")[0]
                             for line in links.splitlines())}
+
+
+# Where `./course test` may change files outside the checkout, each with the entry of the README's
+# table "What the course changes on a machine" that lists it and its undo (the start of that
+# entry's first column). `~` is the home folder. The longest matching prefix decides.
+CHANGES = [
+    ("~/.cache/dockercourse/records/", "the creation record"),
+    ("~/.cache/dockercourse/", "root file systems for offline images"),
+    ("~/.cache/dockercourse/engine/", "the course's engine"),
+    ("/var/lib/dockercourse/", "the course's engine"),
+    ("/run/dockercourse/", "the course's engine"),
+    ("/var/log/dockercourse/", "the course's engine"),
+    ("/etc/docker/key.json", "the course's engine"),   # Engine 20.10's trust key
+    ("~/.cache/pip/", "pip's cache"),
+    ("/var/lib/apt/", "apt's package lists"),
+    ("/var/cache/apt/", "apt's package lists"),
+    ("/var/lib/dpkg/", "apt's package lists"),
+    ("/var/log/apt/", "apt's package lists"),
+    ("/var/log/dpkg.log", "apt's package lists"),
+    ("/var/cache/debconf/", "apt's package lists"),
+    ("/var/cache/ldconfig/", "apt's package lists"),
+    ("/etc/ld.so.cache", "Debian packages `busybox-static`"),      # refreshed by their install
+    ("/etc/alternatives/", "Debian packages `busybox-static`"),
+    ("~/.ipython/", "Jupyter's and IPython's own files"),
+    ("~/.jupyter/", "Jupyter's and IPython's own files"),
+    ("~/.local/share/jupyter/", "Jupyter's and IPython's own files"),
+    ("~/.cache/matplotlib/", "Matplotlib's font cache"),
+    ("~/.config/matplotlib/", "Matplotlib's font cache"),
+    ("~/.config/chromium/", "Chromium's profile and Playwright's cache"),
+    ("~/.cache/chromium/", "Chromium's profile and Playwright's cache"),
+    ("~/.cache/dconf/", "Chromium's profile and Playwright's cache"),
+    ("~/.pki/nssdb/", "Chromium's profile and Playwright's cache"),
+    ("~/.cache/ms-playwright/", "Chromium's profile and Playwright's cache"),
+]
+# Files of Debian packages installed (or upgraded) during the run: under these prefixes a file
+# counts only when dpkg lists it as a package's file; anything else there is unexplained.
+PACKAGED = ("/usr/", "/etc/", "/lib/", "/lib64/", "/bin/", "/sbin/", "/opt/")
+PACKAGES_ENTRY = "Debian packages `busybox-static`"
+# Changed during a run, but by the machine itself, not by the course.
+NOT_THE_COURSES = [
+    ("/var/log/journal/", "the system journal: every service logs there"),
+    ("/var/log/", "the system's own logs (syslog, wtmp, ...), written whoever runs what"),
+    ("/var/cache/man/", "man-db's index, refreshed by its own timer and after any package install"),
+    ("/var/lib/systemd/", "systemd's timers and random seed"),
+    ("/var/lib/logrotate/", "logrotate's own state, written by its daily timer"),
+    ("/run/", "the running system's state (a memory file system on most machines): gone at reboot"),
+    ("/var/tmp/", "the system's temporary files"),
+]
+
+
+def changed_files(stamp: Path) -> list[str]:
+    """Files and links outside the checkout (and /proc, /sys, /dev, /tmp) changed since `stamp`,
+    on the root file system (`find / -xdev -newer STAMP`)."""
+    pruned = ["/proc", "/sys", "/dev", "/tmp", str(ROOT)]
+    prune = [a for p in pruned for a in ("-o", "-path", p)][1:]
+    done = subprocess.run(["find", "/", "-xdev", "(", *prune, ")", "-prune", "-o",
+                           "-newer", str(stamp), "(", "-type", "f", "-o", "-type", "l", ")",
+                           "-print"], capture_output=True, text=True)
+    return sorted(done.stdout.splitlines())
+
+
+def packaged_since(stamp: Path) -> set:
+    """The files of every Debian package installed or upgraded since `stamp` (dpkg's lists)."""
+    files = set()
+    for listing in Path("/var/lib/dpkg/info").glob("*.list"):
+        if listing.stat().st_mtime > stamp.stat().st_mtime:
+            files.update(listing.read_text(errors="replace").splitlines())
+    return files
+
+
+def group_changes(paths: list, packaged: set, others: tuple = ()) -> dict:
+    """{README entry, or "not the course's: <reason>", or "UNEXPLAINED": [paths]}. `others`:
+    prefixes that other programs on this machine write to meanwhile (`--not-ours`)."""
+    home = str(Path.home())
+    rules = [(p.replace("~", home, 1), entry) for p, entry in CHANGES] + \
+            [(p, f"not the course's: {why}") for p, why in NOT_THE_COURSES] + \
+            [(p, "not the course's: other programs on this machine (--not-ours)") for p in others]
+    groups: dict = {}
+    for path in paths:
+        found = max((r for r in rules if path.startswith(r[0])), key=lambda r: len(r[0]),
+                    default=None)
+        if found:
+            key = found[1]
+        elif path.startswith(PACKAGED) and path in packaged:
+            key = PACKAGES_ENTRY
+        else:
+            key = "UNEXPLAINED"
+        groups.setdefault(key, []).append(path)
+    return groups
+
+
+def report_changes(stamp: Path, others: tuple = ()) -> list:
+    """Print the files changed outside the checkout, grouped by the README's entries; returns
+    those that fall under none."""
+    groups = group_changes(changed_files(stamp), packaged_since(stamp), others)
+    say("files changed outside the checkout since set-up began, by the README's entries:")
+    for key in sorted(groups, key=lambda k: (k == "UNEXPLAINED", k)):
+        paths = groups[key]
+        print(f"  {key}: {len(paths)} files" + ("" if key == "UNEXPLAINED" else
+                                                f", e.g. {', '.join(paths[:3])}"))
+    unexplained = groups.get("UNEXPLAINED", [])
+    for path in unexplained[:200]:
+        print(f"    ✘ {path}")
+    return unexplained
 
 
 def run_pytest(leg: str, paths: list, extra: list, env: dict, junit: Path) -> int:
@@ -116,12 +222,18 @@ def main(argv: list | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./course test", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--legs", default="1,2,3", help="which legs, e.g. 1 or 2,3")
+    parser.add_argument("--not-ours", action="append", default=[], metavar="PREFIX",
+                        help="a path prefix that other programs on this machine write to while "
+                             "the tests run: its files are listed, never counted against the "
+                             "course (repeatable)")
     args, extra = parser.parse_known_args(argv)
     legs = [leg for leg in args.legs.split(",") if leg]
     env = {**os.environ, "DOCKERCOURSE_OFFLINE": "1", "DOCKERCOURSE_FENCE_SECONDS": "10"}
     started = time.monotonic()
     minutes, totals = {}, {"passed": 0, "failed": 0, "skipped": 0, "unexplained": []}
     workdir = Path(tempfile.mkdtemp(prefix="dockercourse-test-"))
+    stamp = workdir / "stamp"      # files changed after it are listed at the end
+    stamp.touch()
 
     setup(env, "--no-engine")   # packages, kernel and engines fetched before any engine runs
     from helpers.course.setup import learner_engine
@@ -134,7 +246,8 @@ def main(argv: list | None = None) -> int:
         tally = count(workdir / "yours.xml")
         print(f"total: {tally['passed']} passed, {tally['failed']} failed, "
               f"{tally['skipped']} skipped")
-        return code
+        unexplained = report_changes(stamp, tuple(args.not_ours))
+        return code or (1 if unexplained else 0)
 
     own_engine.stop()
     TIMES.unlink(missing_ok=True)
@@ -182,7 +295,9 @@ def main(argv: list | None = None) -> int:
     for leg, m in minutes.items():
         print(f"leg {leg}: {m:.1f} min")
     print(f"all legs: {(time.monotonic() - started) / 60:.1f} min")
-    failed = totals["failed"] + len(totals["unexplained"]) + (1 if changed else 0)
+    unexplained = report_changes(stamp, tuple(args.not_ours))   # last: every engine stopped, the host compared
+    failed = totals["failed"] + len(totals["unexplained"]) + (1 if changed else 0) + \
+        (1 if unexplained else 0)
     print(f"total: {totals['passed']} passed, {failed} failed, {totals['skipped']} skipped")
     return 1 if failed else 0
 

@@ -147,3 +147,42 @@ def test_helpers_cli_without_engine_prints_one_line(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 1
     assert "No Docker Engine answered" in done.stderr and "Traceback" not in done.stderr
+
+
+# ---------------------------------------------------------------- the seam (docker-py's private names)
+
+def test_docker_py_is_pinned_below_the_next_major():
+    import tomllib
+    from pathlib import Path
+    deps = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    assert "docker>=7,<8" in deps["project"]["dependencies"]
+
+
+def test_seam_save_images_stream_is_a_docker_save_archive(client, kit):
+    import io
+    import json
+    import tarfile
+    data = b"".join(engine.save_images_stream(client, [kit["busybox"]], chunk_size=1 << 16))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+        names = set(tar.getnames())
+    assert [kit["busybox"]] in [m["RepoTags"] for m in manifest]
+    assert all(layer in names for m in manifest for layer in m["Layers"])
+    import docker
+    with pytest.raises(docker.errors.APIError):   # the engine's refusal comes through
+        b"".join(engine.save_images_stream(client, ["course99.invalid/no-such-image:0"]))
+
+
+def test_seam_container_create_args_as_the_sdk_converts_them(client, kit, lesson):
+    args = engine.container_create_args(client, kit["busybox"], ["sh", "-c", "true"],
+                                        labels=lesson.labels, mem_limit="64m",
+                                        network_mode="none")
+    created = client.api.create_container(**args)
+    try:
+        attrs = client.api.inspect_container(created["Id"])
+        assert attrs["Config"]["Labels"]["dockercourse.notebook"] == lesson.nn
+        assert attrs["Config"]["Cmd"] == ["sh", "-c", "true"]
+        assert attrs["HostConfig"]["Memory"] == 64 * 2**20
+        assert attrs["HostConfig"]["NetworkMode"] == "none"
+    finally:
+        client.api.remove_container(created["Id"], force=True)

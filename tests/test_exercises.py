@@ -103,3 +103,50 @@ def test_03_check_explains_a_build_that_fails(client, kit):
     finally:
         dockerfile.write_text(before)
         clean_up(3, client)
+
+
+# ---------------------------------------------------------------- 07.capped: a VM's fixed budget
+
+@pytest.fixture
+def capped(client, kit):
+    ex = all_exercises()["07.capped"]
+    ex.reset(client)
+    yield ex
+    ex.reset(client)
+    clean_up("07", client)
+
+
+def test_07_capped_rejects_each_named_wrong_attempt_and_passes_the_cli_and_sdk_answers(client,
+                                                                                      capped):
+    from helpers.course.cli import run
+    from helpers.exercises.nb07 import ANSWER_SDK, WRONG
+    untouched = run_check("07.capped", client)
+    assert not untouched.passed and "no container is named course07-capped" in str(untouched)
+    said = {"memory alone": "it can still swap", "a memory reservation": "not a cap",
+            "CPU shares": "no cap"}
+    swap_limits = client.info().get("SwapLimit", True)
+    for name, command in WRONG.items():
+        assert name in capped.task, f"{name!r} is not named in the exercise"
+        if name == "memory alone" and not swap_limits:
+            continue          # a kernel without swap accounting cannot tell these apart
+        run(command, echo=False)
+        try:
+            result = run_check("07.capped", client)
+            assert not result.passed and said[name] in str(result), (name, str(result))
+        finally:
+            capped.reset(client)
+    capped.solve(client)                                      # the answer's CLI half
+    assert run_check("07.capped", client).passed
+    capped.reset(client)
+    exec(ANSWER_SDK, {"client": client})                      # the answer's Python half
+    result = run_check("07.capped", client)
+    assert result.passed and "the kernel enforces 128 MiB in its cgroup" in str(result)
+
+
+def test_07_capped_wants_it_running_so_that_the_kernel_can_be_asked(client, capped):
+    """A container with the right limits that has exited: its cgroup is gone, so it fails."""
+    from helpers.course.cli import run
+    from helpers.exercises.nb07 import ANSWER_CLI
+    run(ANSWER_CLI.replace("sleep 3600", "true").replace(" -d ", " "), echo=False)
+    result = run_check("07.capped", client)
+    assert not result.passed and "is exited" in str(result)

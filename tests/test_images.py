@@ -6,6 +6,7 @@ import pytest
 from helpers.course import images
 from helpers.course.settings import DATA
 from helpers.course.images import KIT_LABEL, catalogue, ensure_images
+from throwaway import remove_name, throwaway_kit
 
 
 def pulls_between(client, since, until):
@@ -39,19 +40,32 @@ def test_offline_image_carries_the_same_software(client, kit, name):
 
 def test_missing_image_is_rebuilt_offline(client, kit, monkeypatch):
     monkeypatch.setattr(images, "bundle_path", lambda: DATA / "no-such-bundle.tar")
-    client.images.remove(kit["busybox"], force=True)
-    assert ensure_images(client, names=["busybox"]) == {kit["busybox"]: "built"}
-    out = client.containers.run(kit["busybox"], ["sh", "-c", "ls -d /tmp && whoami"],
-                                remove=True).decode()
-    assert out.split() == ["/tmp", "root"]
+    missing = throwaway_kit(monkeypatch, "busybox")
+    try:
+        assert ensure_images(client, names=["busybox"]) == {missing: "built"}
+        out = client.containers.run(missing, ["sh", "-c", "ls -d /tmp && whoami"],
+                                    remove=True).decode()
+        assert out.split() == ["/tmp", "root"]
+    finally:
+        remove_name(client, missing)
 
 
 def test_bundle_round_trip(client, kit, tmp_path, monkeypatch):
-    bundle = images.save_bundle(tmp_path / "kit.tar", client)
-    assert bundle.stat().st_size > 1_000_000
-    monkeypatch.setattr(images, "bundle_path", lambda: bundle)
-    client.images.remove(kit["busybox"], force=True)
-    assert ensure_images(client, names=["busybox"]) == {kit["busybox"]: "bundle"}
+    """save_bundle writes the kit's images; a missing one comes back from the bundle. The kit
+    here is busybox's image under a throwaway name alone (busybox:1.35 keeps its name)."""
+    ref = throwaway_kit(monkeypatch, "busybox")
+    monkeypatch.setattr(images, "catalogue", lambda optional=False, real=images.catalogue:
+                        {"busybox": real(optional)["busybox"]})
+    client.images.get(kit["busybox"]).tag(ref)
+    try:
+        bundle = images.save_bundle(tmp_path / "kit.tar", client)
+        assert bundle.stat().st_size > 1_000_000
+        monkeypatch.setattr(images, "bundle_path", lambda: bundle)
+        remove_name(client, ref)
+        assert ensure_images(client, names=["busybox"]) == {ref: "bundle"}
+        assert client.images.get(ref).id == client.images.get(kit["busybox"]).id
+    finally:
+        remove_name(client, ref)
 
 
 def test_bundle_refuses_when_images_missing(client, kit, tmp_path, monkeypatch):
@@ -67,11 +81,14 @@ def test_failed_pull_falls_back_to_the_offline_kit(client, kit, monkeypatch, cap
     if client.info().get("HttpsProxy") != "http://127.0.0.1:9":
         pytest.skip("only on the sealed engine, where a pull fails on loopback at once")
     monkeypatch.setattr(images, "bundle_path", lambda: DATA / "no-such-bundle.tar")
-    client.images.remove(kit["busybox"], force=True)
-    assert ensure_images(client, names=["busybox"], allow_pull=True) == {kit["busybox"]: "built"}
-    out = capsys.readouterr().out
-    assert f"Could not pull {kit['busybox']}" in out and "offline kit" in out
-    assert "Traceback" not in out
+    missing = throwaway_kit(monkeypatch, "busybox")
+    try:
+        assert ensure_images(client, names=["busybox"], allow_pull=True) == {missing: "built"}
+        out = capsys.readouterr().out
+        assert f"Could not pull {missing}" in out and "offline kit" in out
+        assert "Traceback" not in out
+    finally:
+        remove_name(client, missing)
 
 
 def differences(client, ref, facts) -> list:

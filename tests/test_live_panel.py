@@ -2,7 +2,7 @@
 shared kernel; the prediction widget reads its result."""
 import pytest
 
-from helpers.measure import bench
+from helpers.measure import bench, machine
 from helpers.labs import live_panel
 from helpers.measure import vm
 from helpers.exercises.nb07 import prediction
@@ -29,7 +29,7 @@ def test_run_both_shows_whose_kernel_each_side_booted(lesson):
 
 def test_without_a_vm_the_panel_says_so_in_grey(lesson, monkeypatch):
     monkeypatch.setattr(live_panel, "vm_side",
-                        lambda lesson=None: bench.VmSide(None, None, "QEMU is missing here"))
+                        lambda lesson=None: machine.VmSide(None, None, "QEMU is missing here"))
     panel = live_panel.LivePanel(lesson)
     assert panel.run() is None
     assert "QEMU is missing here" in panel.status.value and "●" in panel.status.value

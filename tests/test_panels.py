@@ -51,7 +51,7 @@ def factories(kit):
         LifecyclePanel: lambda: LifecyclePanel(kit["busybox"], lesson=lesson,
                                                name="course99-panel-lifecycle"),
         PortPublisher: lambda: PortPublisher(kit["busybox"], 8080, lesson=lesson),
-        Preflight: Preflight,
+        Preflight: lambda: Preflight(lesson=lesson),
     }
 
 

@@ -8,7 +8,6 @@ from docker.errors import NotFound
 
 from helpers.measure import sampler as measure
 from helpers.course import record
-from helpers.measure.bench import as_lesson
 
 # A QEMU memory map cut down to the kinds of mapping it has (sizes and PSS in kB).
 SMAPS = """\
@@ -93,8 +92,7 @@ def test_a_plain_process_is_the_floor():
 
 
 def test_container_start_cgroup_shim_and_engine(lesson, kit):
-    labelled = as_lesson(client=lesson.client, nn=97)    # the older `client, nn` callers' way
-    run = measure.container_workload(labelled, kit["busybox"],
+    run = measure.container_workload(lesson, kit["busybox"],
                                      "echo hi; dd if=/dev/zero bs=1M count=4 2>/dev/null | "
                                      "md5sum >/dev/null; echo END; exec sleep 60", "END",
                                      keep=True)

@@ -46,3 +46,9 @@ def test_summary_keeps_every_run_with_its_conditions():
 def test_conditions_read_this_machine():
     c = stats.conditions_now()
     assert c.load_1m >= 0 and 0 <= c.steal_percent <= 100
+
+
+def test_summary_interval_never_falls_outside_the_runs():
+    s = stats.summarize([5.25, 5.3, 5.6, 5.4, 5.35, 5.9, 5.28])
+    assert s.min <= s.low_95 <= s.median <= s.high_95 <= s.max
+    assert (s.min, s.max) == (5.25, 5.9)

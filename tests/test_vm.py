@@ -44,8 +44,8 @@ def test_deadline_grows_with_guests_at_once_and_stays_in_a_cell(monkeypatch):
 
 
 @needs_vm
-def test_accelerator_is_named_with_a_reason():
-    accel = vm.accelerator()
+def test_accelerator_is_named_with_a_reason(lesson):
+    accel = vm.accelerator(lesson=lesson)
     assert accel.name in ("kvm", "tcg") and accel.reason
     assert accel.name.upper() in accel.label
     if vmkit.kvm_unusable_reason():       # this machine says why at once: no probe guest
@@ -103,6 +103,7 @@ def test_a_silent_guest_is_killed_twice_then_a_clear_message():
 
 
 @needs_vm
+@pytest.mark.vm
 def test_qemu_memory_unreadable_gives_its_resident_set_said_so(monkeypatch):
     def denied(pid, mib):
         raise psutil.AccessDenied(pid)
@@ -116,8 +117,8 @@ def test_qemu_memory_unreadable_gives_its_resident_set_said_so(monkeypatch):
 
 
 @needs_vm
-def test_bare_qemu_command_is_microvm_with_the_same_kernel_and_initramfs():
-    k = vm.kit()
+def test_bare_qemu_command_is_microvm_with_the_same_kernel_and_initramfs(lesson):
+    k = vm.kit(lesson=lesson)
     bare, course = vm.bare_command(k), vm.command(k, "tcg")
     assert bare[bare.index("-M") + 1].startswith("microvm")
     for flag in ("-kernel", "-initrd", "-M"):

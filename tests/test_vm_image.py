@@ -66,7 +66,7 @@ def test_the_vm_image_is_the_course_own_and_carries_qemu(client, vmkit_image):
 
 
 def test_vm_boots_from_the_image_under_tcg(lesson, image_side):
-    k = vm.kit(lesson)
+    k = vm.kit(lesson=lesson)
     assert (k.where, k.image) == ("image", image_side)
     image_kernel = lesson.client.containers.run(image_side, ["cat", "/vmkit/kernel-version"],
                                                 remove=True, network_mode="none",
@@ -106,12 +106,12 @@ def test_container_vs_vm_on_the_image_side(lesson, image_side):
     assert "<img" in shown._repr_html_()
 
 
-def test_without_qemu_or_the_image_both_ways_out_are_named(monkeypatch):
+def test_without_qemu_or_the_image_both_ways_out_are_named(monkeypatch, lesson):
     monkeypatch.delenv("DOCKERCOURSE_VM", raising=False)
     monkeypatch.setattr(vmkit, "find_qemu", lambda: None)
     monkeypatch.setattr(vmkit, "ref", lambda name: "dockercourse/no-such-vmkit:0")
     with pytest.raises(vm.VmUnavailable) as err:
-        vm.kit()
+        vm.kit(lesson=lesson)
     message = str(err.value)
     assert "apt-get install qemu-system-x86" in message
     assert "python -m helpers.images ensure --name vmkit" in message

@@ -122,8 +122,51 @@ def explain(error: str, output: str = "") -> str:
     return "The build stopped with this error; the log above shows the step that failed."
 
 
+# The cell that makes each of the course's own images: (notebook, the heading above that cell).
+# One repository name stands for all its tags. A test checks that every `courseNN.invalid/` name
+# the notebooks use is here (or in NEVER_BUILT), under a heading its notebook really has.
+MADE_IN = {
+    "course01.invalid/hello": ("01-images", "A Dockerfile's steps, in order, make the layers"),
+    "course01.invalid/goodbye": ("01-images", "Shared layers: stored once"),
+    "course01.invalid/greeting": ("01-images", "IDs, tags and digests"),
+    "course01.invalid/mystery": ("01-images", "3. Check yourself"),
+    "course02.invalid/webapp": ("02-containers", "A container is always made from an image"),
+    "course03.invalid/webapp": ("03-dockerfile", "Building yields an image ID"),
+    "course03.invalid/copy": ("03-dockerfile", "COPY: what are `.` and `/app` in `COPY . /app`?"),
+    "course03.invalid/add": ("03-dockerfile", "ADD or COPY?"),
+    "course03.invalid/tour": ("03-dockerfile", "RUN, ENV, ARG, USER, LABEL, EXPOSE, HEALTHCHECK"),
+    "course03.invalid/entrycmd": ("03-dockerfile", "CMD and ENTRYPOINT, exec form and shell form"),
+    "course03.invalid/later": ("03-dockerfile", "Chaining RUN, and cleaning up in the same step"),
+    "course03.invalid/same": ("03-dockerfile", "Chaining RUN, and cleaning up in the same step"),
+    "course03.invalid/site": ("03-dockerfile", "Multi-stage builds: ship only what runs"),
+    "course03.invalid/lab": ("03-dockerfile", "2. Live lab: the Dockerfile editor"),
+    "course03.invalid/exercise": ("03-dockerfile", "Exercise: a Dockerfile that does not run as root"),
+    "course04.invalid/webapp": ("04-volumes", "Bind mounts: logs your machine can read"),
+    "course05.invalid/webapp": ("05-compose", "A project: its name, its network, its volume"),
+    "course06.invalid/redis-checked": ("06-healthchecks", "`HEALTHCHECK` in a Dockerfile"),
+    "course06.invalid/webapp": ("06-healthchecks", "`healthcheck:` in Compose, and waiting for a healthy service"),
+}
+# Names a lesson uses on purpose for an image that no cell makes.
+NEVER_BUILT = {"course02.invalid/no-such-image": "02-containers shows the engine's answer for an "
+                                                   "image it does not have"}
+COURSE_IMAGE = re.compile(r"^course(\d\d)\.invalid/")
+
+
+def repository(image: str) -> str:
+    """`course03.invalid/site:single` → `course03.invalid/site` (tag and digest dropped)."""
+    name = image.split("@")[0]
+    head, _, last = name.rpartition("/")
+    return f"{head}/{last.split(':')[0]}" if head else last.split(":")[0]
+
+
+def made_in(image: str) -> tuple | None:
+    """(notebook, heading) of the cell that makes one of the course's own images, or None."""
+    return MADE_IN.get(repository(image))
+
+
 def where_made(image: str) -> str:
-    """What makes an image a Dockerfile names in FROM, when it is not on this engine."""
+    """What makes an image (one a Dockerfile names in FROM, or one a cell runs) when it is not
+    on this engine."""
     from helpers.course.images import catalogue
     name = image.split("@")[0]
     if name.startswith("docker.io/library/"):
@@ -131,10 +174,14 @@ def where_made(image: str) -> str:
     if name in {img.ref for img in catalogue(optional=True).values()}:
         return (f"{name} is one of the course's images: `python -m helpers.images ensure` makes "
                 "it (00-setup runs it).")
-    course = re.match(r"^course(\d\d)\.invalid/", name)
-    if course:
-        return (f"{name} is built in notebook {course[1]}: run that notebook's cell that builds "
-                f"it (`docker build -t {name} ...`) first.")
+    if made := made_in(name):
+        notebook, heading = made
+        return (f"{name} is not on this engine. The cell under '{heading}' in {notebook} "
+                "builds it: run that cell first.")
+    if course := COURSE_IMAGE.match(name):
+        return (f"{name} is not on this engine. Its name marks it as built in notebook {course[1]}, "
+                f"but no cell there builds that name: check it (`docker images 'course*'` lists the course's images you have), or "
+                f"build it yourself (`docker build -t {name} ...`).")
     return (f"{name} is not on this engine: check its name and tag (`docker images` lists the "
             "images you have); this engine does not pull it for you here.")
 

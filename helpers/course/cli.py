@@ -17,6 +17,10 @@ import subprocess
 import time
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
+# How the CLI says it lacks an image: then the engine tried a registry, which for the course's
+# own names (`courseNN.invalid/...`) can never answer.
+MISSING = re.compile(r"Unable to find image '(course\d\d\.invalid/[^']+)' locally|"
+                     r"No such image: (course\d\d\.invalid/[^\s\"']+)")
 DEFAULT_TIMEOUT = 120.0
 
 
@@ -80,8 +84,21 @@ def run(script: str, lesson=None, timeout: float = DEFAULT_TIMEOUT, echo: bool =
             _record_new(lesson, before)
     if code != 0:
         tail = "\n".join(lines[-5:])
-        raise CommandFailed(f"The command exited with status {code}. Its last lines:\n{tail}")
+        raise CommandFailed(f"The command exited with status {code}. Its last lines:\n{tail}" +
+                            missing_images_hint(lines))
     return "\n".join(lines)
+
+
+def missing_images_hint(lines: list) -> str:
+    """For each of the course's own images the output says the engine lacks: the cell that
+    builds it."""
+    from helpers.course.builder import repository, where_made
+    names = {}
+    for line in lines:
+        for match in MISSING.finditer(line):
+            name = match[1] or match[2]
+            names.setdefault(repository(name), name)
+    return "".join(f"\n{where_made(name)}" for name in names.values())
 
 
 def register(lesson) -> None:

@@ -491,7 +491,7 @@ def reset_copy(project: str, work: Path, prepare) -> None:
                                                          overwrite=True).read_text():
         shutil.copy2(target, work / "compose.yaml.yours")
     shutil.rmtree(work / ".starter", ignore_errors=True)
-    prepare(overwrite=True)
+    prepare(folder=work, overwrite=True)
 
 
 def learner_copy(folder: Path, nn: str, overwrite: bool = False, port: int | None = None) -> Path:

@@ -230,3 +230,30 @@ def _is_course_engine() -> bool:
     from helpers.course.own_engine import read_state
     state = read_state()
     return bool(state) and os.environ.get("DOCKER_HOST") == state.host
+
+
+# ---------------------------------------------------------------- the seam
+# docker-py's private names are used here and nowhere else (pyproject pins docker>=7,<8);
+# tests/test_engine.py calls each function against the engine, so an upgrade that moves one
+# fails a test.
+
+def save_images_stream(client: docker.DockerClient, names: list[str],
+                       chunk_size: int = 1 << 20):
+    """`docker save NAME...`: one tar archive of every image named, as a stream of chunks
+    (layers the images share are stored once). APIError when the engine refuses."""
+    # Image.save() and APIClient.get_image() take one image; /images/get takes many at once.
+    response = client.api._get(client.api._url("/images/get"), params={"names": names},
+                               stream=True)
+    client.api._raise_for_status(response)
+    return response.iter_content(chunk_size=chunk_size)
+
+
+def container_create_args(client: docker.DockerClient, image: str, command=None,
+                          **create) -> dict:
+    """The keywords `client.api.create_container()` takes for what
+    `client.containers.create(image, command, **create)` is given (labels=, mem_limit=, ...)."""
+    # containers.create() converts its keywords privately, then inspects the new container:
+    # a round trip that `docker run` does not pay, so timing code creates through the low level.
+    from docker.models.containers import _create_container_args
+    return _create_container_args({"image": image, "command": command,
+                                   "version": client.api.api_version, **create})

@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
 from helpers.course.builder import Fence, build
-from helpers.course.engine import connect
+from helpers.course.engine import connect, save_images_stream
 from helpers.course.settings import DATA, bundle_path, cache_dir, offline
 from helpers.course.ui import Progress, in_notebook
 
@@ -136,14 +137,11 @@ def save_bundle(path: Path | None = None, client: docker.DockerClient | None = N
     if missing:
         raise RuntimeError(f"Not present, so not saved: {', '.join(missing)}. "
                            "Run `python -m helpers.images ensure` first.")
-    # The SDK's Image.save() takes one image; the engine's /images/get takes many at once,
-    # so that shared layers are stored once.
-    response = client.api._get(client.api._url("/images/get"), params={"names": refs},
-                               stream=True)
-    client.api._raise_for_status(response)
+    # Every image in one archive, so that the layers they share are stored once.
+    chunks = save_images_stream(client, refs)
     tmp = path.with_suffix(".part")
     with Progress(f"save {path.name}", 1.0) as bar, open(tmp, "wb") as f:
-        for chunk in response.iter_content(chunk_size=1 << 20):
+        for chunk in chunks:
             f.write(chunk)
             bar.update(0.5, caption=f"{f.tell() / 2**20:.0f} MiB")
     tmp.replace(path)
@@ -203,8 +201,70 @@ def _prepare_vm_rootfs(image: KitImage, context: Path) -> None:
         else shutil.copy2(tar, context / "rootfs.tar")
 
 
+# What a root file system made of a few packages leaves out: documentation, the C library's
+# character-set converters (gconv), and the host's service files (an image starts its program
+# itself).
+DEB_LEFT_OUT = ("usr/share/doc", "usr/share/man", "usr/share/lintian", "usr/share/locale",
+                "etc/init.d", "lib/systemd", "usr/lib/systemd")
+
+
+def debs_tar(packages: tuple, name: str) -> Path:
+    """Debian's `packages` (no more: their dependencies only where named) as one tar, fetched
+    with `apt-get download` from this machine's apt sources and unpacked with `dpkg -x`; made
+    once and cached. Nothing is installed on the host."""
+    out = cache_dir() / f"debs-{name}.tar"
+    if out.exists():
+        return out
+    if not (shutil.which("apt-get") and shutil.which("dpkg")):
+        raise RuntimeError(f"Building the offline {name} image needs apt-get and dpkg (Debian or "
+                           f"Ubuntu), or a bundle from your instructor at {bundle_path()}.")
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="dockercourse-debs-") as tmp:
+        debs, root = Path(tmp) / "debs", Path(tmp) / "root"
+        debs.mkdir()
+        # apt's download user cannot enter a private temporary folder; root fetches itself
+        sandbox = ["-o", "APT::Sandbox::User=root"] if os.geteuid() == 0 else []
+        with Progress(f"apt-get download {name}", 1.0) as bar:
+            bar.update(0.1, caption=" ".join(packages))
+            done = subprocess.run(["apt-get", "download", "-qq", *sandbox, *packages], cwd=debs,
+                                  capture_output=True, text=True)
+        if done.returncode != 0 or len(list(debs.glob("*.deb"))) != len(packages):
+            raise RuntimeError(f"Fetching Debian's {' '.join(packages)} with `apt-get download` "
+                               f"failed (run `apt-get update` first?): "
+                               f"{done.stderr.strip()[-300:]}")
+        for deb in sorted(debs.glob("*.deb")):
+            subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+        # Where a release keeps the C library under /usr only (merged /usr), the dynamic
+        # loader is still looked for at /lib64/ld-linux-x86-64.so.2.
+        for top in ("lib", "lib64"):
+            if not (root / top).exists() and (root / "usr" / top).is_dir():
+                (root / top).symlink_to(f"usr/{top}")
+
+        def as_root(info: tarfile.TarInfo):
+            if info.name.startswith(DEB_LEFT_OUT) or "gconv" in info.name.split("/"):
+                return None
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            return info
+
+        part = out.with_suffix(".part.tar")
+        with tarfile.open(part, "w") as tar:
+            for entry in sorted(root.iterdir()):
+                tar.add(entry, arcname=entry.name, filter=as_root)
+        part.replace(out)
+    return out
+
+
+def _prepare_debian_debs(image: KitImage, context: Path) -> None:
+    # The static busybox gives the image a shell, as the official images' Alpine base does.
+    _prepare_busybox(image, context)
+    tar = debs_tar(image.debian_packages, image.name)
+    os.link(tar, context / "rootfs.tar") if tar.stat().st_dev == context.stat().st_dev \
+        else shutil.copy2(tar, context / "rootfs.tar")
+
+
 PREPARE = {"busybox": _prepare_busybox, "debian-rootfs": _prepare_debian_rootfs,
-           "vm-rootfs": _prepare_vm_rootfs}
+           "vm-rootfs": _prepare_vm_rootfs, "debian-debs": _prepare_debian_debs}
 ONLINE_DOCKERFILE = "Dockerfile.online"
 
 

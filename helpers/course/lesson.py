@@ -9,12 +9,17 @@
 The label `dockercourse.notebook=NN` shows which lesson a thing belongs to; the creation record
 (`helpers.course.record`) says that the course made it. Clean-up trusts only the record, and the names
 the lesson's exercises ask for.
+
+The course's own images (`courseNN.invalid/...`) are never pulled: creating or running one the
+engine lacks raises `CourseImageMissing`, whose message names the cell that builds it
+(`helpers.course.builder.MADE_IN`).
 """
 from __future__ import annotations
 
 import time
 
 import docker
+from docker.errors import ImageNotFound
 from docker.models.containers import ContainerCollection
 from docker.models.images import ImageCollection
 from docker.models.networks import NetworkCollection
@@ -22,6 +27,7 @@ from docker.models.volumes import VolumeCollection
 
 from helpers.course import record
 from helpers.course.labels import LABEL, notebook_id
+from helpers.course.ui import BadInput
 
 LESSON_PORT = 40000   # the seed's `docker run -p 40000:8080`
 PING_EVERY = 5.0      # seconds between checks that the engine is still the one we talk to
@@ -33,15 +39,63 @@ def _labelled(kwargs: dict) -> str | None:
     return given.get(LABEL) if isinstance(given, dict) else None
 
 
+class CourseImageMissing(BadInput, ImageNotFound):
+    """One of the course's own images (`courseNN.invalid/...`) is not on the engine. Raised
+    before the engine is asked for it, so nothing is pulled; the message names the cell that
+    builds the image."""
+
+    def __init__(self, message: str):
+        ImageNotFound.__init__(self, message, explanation=message)
+
+    def __str__(self) -> str:
+        return self.explanation
+
+
+def _refuse_missing(client, image, made_only: bool) -> None:
+    """Raise CourseImageMissing when `image` is one of the course's own names and the engine
+    does not have it: for every such name (`made_only=False`: run and pull, which would ask a
+    registry), or only for those a cell makes (create, where the engine's own answer for other
+    names is what lesson 02 shows)."""
+    from helpers.course.builder import COURSE_IMAGE, made_in, where_made
+    name = getattr(image, "id", image)
+    if not isinstance(name, str) or not COURSE_IMAGE.match(name):
+        return
+    if made_only and made_in(name) is None:
+        return
+    try:
+        client.api.inspect_image(name)
+    except ImageNotFound:
+        raise CourseImageMissing(where_made(name)) from None
+
+
+def _image_arg(args: tuple, kwargs: dict):
+    return kwargs.get("image", args[0] if args else None)
+
+
 class _Containers(ContainerCollection):
     def create(self, *args, **kwargs):
+        _refuse_missing(self.client, _image_arg(args, kwargs), made_only=True)
         container = super().create(*args, **kwargs)
         if nn := _labelled(kwargs):
             self.client.lesson.record(container, nn=nn)
         return container
 
+    def run(self, *args, **kwargs):
+        # the SDK's run pulls an image the engine lacks: never for one of the course's names
+        _refuse_missing(self.client, _image_arg(args, kwargs), made_only=False)
+        return super().run(*args, **kwargs)
+
 
 class _Images(ImageCollection):
+    def pull(self, repository, tag=None, *args, **kwargs):
+        from helpers.course.builder import COURSE_IMAGE
+        if isinstance(repository, str) and COURSE_IMAGE.match(repository):
+            # no registry serves the course's names: what is here is all there is
+            name = f"{repository}:{tag}" if tag else repository
+            _refuse_missing(self.client, name, made_only=False)
+            return self.get(name)
+        return super().pull(repository, tag, *args, **kwargs)
+
     def build(self, **kwargs):
         image, logs = super().build(**kwargs)
         if nn := _labelled(kwargs):

@@ -513,8 +513,11 @@ def start(instance: str = "26", sealed: bool = False, fresh: bool = False,
     say(f"starting Docker Engine {version} ({instance}){' sealed' if sealed else ''}; "
         f"log in {p['log']}")
     log = open(p["log"], "ab")
-    proc = subprocess.Popen([str(prefix(version) / "usr" / "sbin" / "dockerd"),
-                             "--config-file", str(p["config"])],
+    args = [str(prefix(version) / "usr" / "sbin" / "dockerd"), "--config-file", str(p["config"])]
+    if version.startswith("20."):
+        # Engine 20.10 writes its identity key to /etc/docker/key.json unless told otherwise.
+        args += ["--deprecated-key-path", str(p["data_root"] / "key.json")]
+    proc = subprocess.Popen(args,
                             env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                             start_new_session=True)
     state = State(instance, version, proc.pid, str(p["socket"]), sealed, time.time(),

@@ -1,4 +1,5 @@
-"""01-images: tag an image; find the layer that added a file; quiz on layers, tags and templates."""
+"""01-images: tag an image; find the layer that added a file; quiz on layers, tags, digests,
+registries and templates."""
 from __future__ import annotations
 
 import re
@@ -266,3 +267,20 @@ question("01.template", "Is an image running when it is on your engine?",
          "An image is a read-only snapshot plus default settings. `docker run` makes a container "
          "from it: a writable layer on top and the processes. One image can make many "
          "containers (lesson 02).")
+question("01.digest", "A deployment runs `127.0.0.1:45000/course01/hello@sha256:3f2a…`. Then "
+         "someone pushes a fixed image under `127.0.0.1:45000/course01/hello:1`, the tag the "
+         "deployment was first made from. What does the deployment run when it restarts?",
+         ["The fixed image: it was pushed under the same name",
+          "The same image as before: a digest names one manifest, and so one image, for good",
+          "Nothing: the digest stopped being valid when the tag moved"], 1,
+         "A digest is the sha256 of the manifest's bytes, so it can only ever name that manifest, "
+         "which names the configuration and every layer by their own sha256. Pushing moves the "
+         "tag `1`; the old manifest stays in the registry under its digest. Pin by digest where "
+         "you must get exactly one image; use a tag to follow updates.")
+question("01.latest", "A team pushed `myapp:latest` a month ago and `myapp:2` today. What does "
+         "`docker pull myapp` fetch?",
+         ["myapp:2, the newest image", "Whatever was last pushed as myapp:latest: the one from a "
+          "month ago", "An error: the name has no tag"], 1,
+         "A name without a tag means `:latest`, and `latest` is only a default tag name: the "
+         "registry moves it only when someone pushes to it. Push explicit version tags, and "
+         "`latest` too if you want it to follow them.")

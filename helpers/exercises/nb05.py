@@ -35,13 +35,14 @@ VOLUME_BLOCK = """\
 """
 
 
-def where(path: Path = WORK) -> str:
-    return str(path.relative_to(ROOT))
+def where(path: Path | None = None) -> str:
+    path = path or WORK
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def prepare(port: int | None = None, overwrite: bool = False, folder: Path = WORK) -> Path:
+def prepare(port: int | None = None, overwrite: bool = False, folder: Path | None = None) -> Path:
     """The learner's copy of the stack: work/05/compose.yaml and its .env."""
-    return learner_copy(folder, NN, overwrite=overwrite, port=port)
+    return learner_copy(folder or WORK, NN, overwrite=overwrite, port=port)
 
 
 def reference(text: str) -> str:
@@ -49,9 +50,9 @@ def reference(text: str) -> str:
     return insert_after(insert_after(text, "services:", SERVICE_BLOCK), "volumes:", VOLUME_BLOCK)
 
 
-def stack(folder: Path = WORK, lesson=None) -> Stack:
+def stack(folder: Path | None = None, lesson=None) -> Stack:
     from helpers.course.lesson import Lesson
-    return Stack([folder / "compose.yaml"], NAME, lesson=lesson or Lesson(5))
+    return Stack([(folder or WORK) / "compose.yaml"], NAME, lesson=lesson or Lesson(5))
 
 
 def _solve(client):

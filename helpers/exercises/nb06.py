@@ -32,13 +32,14 @@ CHECK_BLOCK = """\
 """
 
 
-def where(path: Path = WORK) -> str:
-    return str(path.relative_to(ROOT))
+def where(path: Path | None = None) -> str:
+    path = path or WORK
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def prepare(port: int | None = None, overwrite: bool = False, folder: Path = WORK) -> Path:
+def prepare(port: int | None = None, overwrite: bool = False, folder: Path | None = None) -> Path:
     """The learner's copy of the stack, without any healthcheck: work/06/compose.yaml."""
-    return learner_copy(folder, NN, overwrite=overwrite, port=port)
+    return learner_copy(folder or WORK, NN, overwrite=overwrite, port=port)
 
 
 def with_healthcheck(text: str, block: str = CHECK_BLOCK) -> str:
@@ -46,9 +47,9 @@ def with_healthcheck(text: str, block: str = CHECK_BLOCK) -> str:
     return insert_after(text, f"  {TARGET}:", block)
 
 
-def stack(folder: Path = WORK, lesson=None) -> Stack:
+def stack(folder: Path | None = None, lesson=None) -> Stack:
     from helpers.course.lesson import Lesson
-    return Stack([folder / "compose.yaml"], NAME, lesson=lesson or Lesson(6))
+    return Stack([(folder or WORK) / "compose.yaml"], NAME, lesson=lesson or Lesson(6))
 
 
 def _solve(client):

@@ -1,20 +1,48 @@
-"""Notebook 07 (VM vs container): an exercise on the shared kernel, the quiz, and the
-"predict, then measure" widget."""
+"""Notebook 07 (VM vs container): give a container a VM's fixed budget, the quiz, a prediction,
+and the "predict, then measure" widget."""
 from __future__ import annotations
 
 from docker.errors import NotFound
 
 from helpers.course.images import ref
-from helpers.course.labels import LABEL, labels
 from helpers.course.ui import status_html
 from . import Line, exercise, question
+from .nb02 import predict as _predict
 
-NAME = "course07-kernel"
+NAME = "course07-capped"        # the container the exercise asks for
+MEMORY_MIB = 128                # the course's VM: qemu -m 128 -smp 1
+CPUS = 1
+MIB = 2**20
+
+# The reference solution, once as the learner types it and once in Python; solve() runs the
+# first, a test runs the second.
+ANSWER_CLI = (f"docker run -d --name {NAME} --memory {MEMORY_MIB}m --memory-swap {MEMORY_MIB}m "
+              f"--cpus {CPUS} {ref('busybox')} sleep 3600")
+ANSWER_SDK = (f"client.containers.run({ref('busybox')!r}, ['sleep', '3600'], detach=True, "
+              f"name={NAME!r},\n"
+              f"                      mem_limit='{MEMORY_MIB}m', memswap_limit='{MEMORY_MIB}m', "
+              f"nano_cpus={CPUS}_000_000_000)")
+# Plausible wrong attempts the Check rejects, each named in the task (a test runs every one).
+WRONG = {
+    "memory alone":                # it may swap as much again
+        f"docker run -d --name {NAME} --memory {MEMORY_MIB}m --cpus {CPUS} {ref('busybox')} "
+        "sleep 3600",
+    "a memory reservation":        # a soft target, not a limit
+        f"docker run -d --name {NAME} --memory-reservation {MEMORY_MIB}m --cpus {CPUS} "
+        f"{ref('busybox')} sleep 3600",
+    "CPU shares":                  # a weight, not a cap
+        f"docker run -d --name {NAME} --memory {MEMORY_MIB}m --memory-swap {MEMORY_MIB}m "
+        f"--cpu-shares 1024 {ref('busybox')} sleep 3600",
+}
+
+# The container's own cgroup, as the kernel sees it (cgroup v2 first, then v1).
+CGROUP_MEMORY = ("cat /sys/fs/cgroup/memory.max 2>/dev/null || "
+                 "cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
 
 
 def _solve(client):
-    client.containers.run(ref("busybox"), ["uname", "-r"], name=NAME, labels=labels(7),
-                          detach=True).wait(timeout=60)
+    from helpers.course.cli import run
+    run(ANSWER_CLI, echo=False)
 
 
 def _reset(client):
@@ -24,34 +52,110 @@ def _reset(client):
         pass
 
 
-@exercise("07.kernel", "Whose kernel answers?",
-          task=f"Run a container named <code>{NAME}</code> from <code>busybox:1.35</code> that "
-               "runs <code>uname -r</code>, with the label <code>dockercourse.notebook=07</code>, "
-               "and leave it (do not use <code>--rm</code>) so the check can read its output.",
-          hint="docker run accepts --name and --label; the command goes after the image.",
-          answer=f"docker run --name {NAME} --label dockercourse.notebook=07 busybox:1.35 uname -r\n"
-                 f"# SDK: client.containers.run('busybox:1.35', ['uname', '-r'], name='{NAME}',\n"
-                 f"#        labels={{'dockercourse.notebook': '07'}}, detach=True)",
-          solve=_solve, reset=_reset, names={"containers": [NAME]})
-def check_kernel(client):
+def _mib(n: int) -> str:
+    return f"{n / MIB:g} MiB"
+
+
+@exercise(
+    "07.capped", "Give a container a VM's fixed budget",
+    task=f"The course's VM gets {MEMORY_MIB} MiB of memory and {CPUS} CPU, and cannot take more "
+         "from this machine. A container, on the shared kernel, may take all of the host's "
+         f"memory and every CPU unless it is told otherwise. Run a container named "
+         f"<code>{NAME}</code> from <code>{ref('busybox')}</code>, in the background and kept "
+         f"running (let it sleep), that can never use more than {MEMORY_MIB} MiB of memory, with "
+         f"no swap beyond it, nor more than {CPUS} CPU. The Check reads the limits the engine "
+         "recorded and the one the kernel enforces in the container's cgroup. Careful: a limit "
+         "on memory alone (which lets it swap as much again), a memory reservation (which is not "
+         "a limit) and CPU shares (a weight, not a cap) do not pass.",
+    hint="`docker run --help` lists the options for memory, swap and CPUs. The swap option "
+         "counts memory and swap together, so think about what it must equal for no swap at "
+         "all. A CPU cap is a number of CPUs, not a share.",
+    answer="# in a terminal, or in a %%docker cell:\n" + ANSWER_CLI +
+           "\n\n# or in Python:\n" + ANSWER_SDK,
+    solve=_solve, reset=_reset, names={"containers": [NAME]})
+def check_capped(client) -> list:
     try:
         c = client.containers.get(NAME)
     except NotFound:
-        return [Line(False, f"No container named {NAME}.",
-                     f"docker run --name {NAME} --label dockercourse.notebook=07 busybox:1.35 "
-                     "uname -r")]
-    lines = [Line(True, f"Container {NAME} exists.")]
-    lines.append(Line(c.labels.get(LABEL) == "07", "It carries dockercourse.notebook=07.",
-                      "Remove it and run it again with --label dockercourse.notebook=07."))
-    lines.append(Line(c.image.tags[:1] == [ref("busybox")] if c.image.tags else False,
-                      f"It runs {ref('busybox')}.", f"Use the image {ref('busybox')}."))
-    said = c.logs().decode(errors="replace").strip()
-    # The engine's kernel: the host's on Linux, Docker Desktop's VM elsewhere.
-    lines.append(Line(said == client.info()["KernelVersion"],
-                      f"It printed the engine host's kernel ({said or 'nothing yet'}).",
-                      "Its command must be uname -r (and it must have finished)."))
+        return [Line(False, f"no container is named {NAME}",
+                     "docker ps -a lists your containers; --name gives one")]
+    image = client.images.get(ref("busybox"))
+    if c.image.id != image.id:
+        return [Line(False, f"{NAME} runs {c.image.tags or c.image.short_id}, not "
+                            f"{ref('busybox')}", f"docker rm -f {NAME}, then run it from "
+                                                 f"{ref('busybox')}")]
+    lines = [Line(True, f"{NAME} exists, made from {ref('busybox')}")]
+    if c.status != "running":
+        return lines + [Line(False, f"{NAME} is {c.status}, so its cgroup cannot be read",
+                             f"docker rm -f {NAME}, then run it in the background with a command "
+                             "that keeps it up, such as sleep 3600")]
+    host = c.attrs["HostConfig"]
+    memory, swap = host.get("Memory") or 0, host.get("MemorySwap") or 0
+    want = MEMORY_MIB * MIB
+    if memory == want:
+        lines.append(Line(True, f"its memory limit is {MEMORY_MIB} MiB"))
+    elif not memory and host.get("MemoryReservation"):
+        lines.append(Line(False, f"it has a memory reservation of "
+                                 f"{_mib(host['MemoryReservation'])} and no limit: a reservation "
+                                 "is a soft target the kernel reclaims towards when memory runs "
+                                 "short, not a cap",
+                          f"remove it and run it again with a memory limit of {MEMORY_MIB} MiB"))
+    else:
+        lines.append(Line(False, f"its memory limit is {_mib(memory) if memory else 'none'}, "
+                                 f"not {MEMORY_MIB} MiB",
+                          f"remove it and run it again with a memory limit of {MEMORY_MIB} MiB"))
+    if memory and swap == memory:
+        lines.append(Line(True, "memory and swap together are capped at the same figure: no swap"))
+    elif memory and not client.info().get("SwapLimit", True):
+        lines.append(Line(True, "this kernel cannot limit swap (docker info warns: no swap limit "
+                                "support), so the memory limit is all there is"))
+    elif memory:
+        total = "unlimited" if swap < 0 else _mib(swap)
+        lines.append(Line(False, f"memory and swap together may reach {total}: past its memory "
+                                 "limit it can still swap",
+                          "the swap option counts memory and swap together: make it equal to "
+                          "the memory limit"))
+    quota = host.get("CpuQuota") or 0     # --cpu-quota, per period (100 ms unless set)
+    cpus = (host.get("NanoCpus") or 0) / 1e9 or \
+        (quota / (host.get("CpuPeriod") or 100_000) if quota > 0 else 0)
+    if cpus == CPUS:
+        lines.append(Line(True, f"it may use at most {CPUS} CPU"))
+    elif host.get("CpuShares") and not cpus:
+        lines.append(Line(False, f"it has CPU shares ({host['CpuShares']}) and no cap: shares "
+                                 "only weigh containers against each other when CPUs are busy",
+                          f"cap it at {CPUS} CPU instead"))
+    else:
+        lines.append(Line(False, f"its CPU cap is {cpus:g} CPUs" if cpus else "it has no CPU cap",
+                          f"cap it at {CPUS} CPU"))
+    said = c.exec_run(["sh", "-c", CGROUP_MEMORY]).output.decode(errors="replace").strip()
+    enforced = said.isdigit() and int(said) == want
+    read = _mib(int(said)) if said.isdigit() and int(said) < 2**50 else \
+        "no limit" if said.isdigit() or said == "max" else repr(said)
+    lines.append(Line(enforced, f"the kernel enforces {MEMORY_MIB} MiB in its cgroup" if enforced
+                      else f"the kernel's limit in its cgroup is {read}, not {MEMORY_MIB} MiB",
+                      "" if enforced else "the kernel takes the limit from docker run's memory "
+                                          "option"))
     return lines
 
+
+# ---------------------------------------------------------------- predictions (before the cell)
+
+def predict(name: str):
+    """A prediction asked before the cell that shows the answer: `predict("uptime")`."""
+    return _predict(name, notebook="07")
+
+
+question("predict-07-uptime.q", "The container course07-sleeper started a few seconds ago. What "
+         "does /proc/uptime (seconds since its kernel booted) say inside it?",
+         ["A few seconds: it booted when it started",
+          "The host's uptime, hours or days: no kernel booted for it",
+          "Nothing: a container has no uptime"], 1,
+         "/proc/uptime is the kernel's, and the container runs on the host's kernel, so it "
+         "reads the host's figure, like the boot ID does. A VM's kernel boots with the VM, so "
+         "inside a VM it is a few seconds.")
+
+
+# ---------------------------------------------------------------- the quiz
 
 question("07.kernel", "A container prints `uname -r`. What does it show?",
          ["The kernel inside the image", "The host's kernel", "The newest kernel Docker knows"],
@@ -63,6 +167,28 @@ question("07.light", "Why does a container start faster than a VM boots?",
           "Docker caches running containers"],
          1, "A VM must boot a whole kernel and its devices; a container is one more process on "
             "an already running kernel, fenced off by namespaces and limited by cgroups.")
+question("07.same", "The same image runs on your laptop, in CI and in production. What is the "
+         "same in all three places?",
+         ["Everything, the kernel included", "The image's files, byte for byte (its ID says "
+          "so); the kernel is each machine's own", "Only the application's code"], 1,
+         "An image carries files and settings, never a kernel. Its ID (and its digest in a "
+         "registry) names exactly those bytes, so all three run the same user space. Each runs "
+         "it on its own kernel, as the VM above ran the busybox image on a kernel of its own.")
+question("07.isolation", "A program breaks out of a container through a bug in the Linux kernel. "
+         "What is at risk?",
+         ["Only that container", "The host and every container on it: they all share that one "
+          "kernel", "Nothing: namespaces stop kernel bugs"], 1,
+         "Namespaces and cgroups are features of the one kernel every container calls into; a "
+         "flaw reachable from one container is reachable from all. A VM's guest has its own "
+         "kernel, and only the hypervisor's much narrower interface stands between tenants.")
+question("07.gvisor", "What is gVisor?",
+         ["A VM with a small Linux kernel",
+          "A kernel written as an ordinary program, in user space, that answers the container's "
+          "system calls so that few reach the host's kernel",
+          "Docker's name for rootless mode"], 1,
+         "gVisor boots no guest kernel and emulates no hardware, so it is not a VM: it stands "
+         "between the container and the host's kernel, answering most system calls itself. "
+         "Kata Containers and Firecracker, by contrast, do run each workload in a light VM.")
 question("07.vm-wins", "Which job still calls for a VM rather than a container?",
          ["Running many copies of a web app", "Running Windows or a different kernel version",
           "Keeping a database's data"],
@@ -94,5 +220,5 @@ def prediction(panel=None):
         return ratio
 
     button.on_click(reveal)
-    box.slider, box.reveal, box.output = slider, reveal, out
+    box.slider, box.reveal, box.output, box.button = slider, reveal, out, button
     return box

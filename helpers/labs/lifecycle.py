@@ -13,6 +13,7 @@ import time
 from docker.errors import APIError, ImageNotFound, NotFound
 
 from helpers.course.ui import AMBER, GREEN, GREY, Panel, error_html, html_table, status_html
+from helpers.course.lesson import CourseImageMissing
 
 STATES = ("created", "running", "paused", "exited", "removed")
 
@@ -190,6 +191,10 @@ class LifecyclePanel(Panel):
         engine_said = ""
         try:
             self._send(action)
+        except CourseImageMissing as exc:   # one of the course's own: the cell that builds it
+            self.message.value = error_html(str(exc))
+            self._record(action, False, before, before, 0.0)
+            return False
         except ImageNotFound:
             self.message.value = error_html(
                 f"The image {self.image} is not on this engine: a container is always made from "

@@ -6,10 +6,11 @@ import time
 from dataclasses import dataclass
 
 from helpers.measure import charts
-from helpers.measure.bench import VmSide, machine, said, script, vm_side
+from helpers.measure.bench import said, script
 from helpers.measure.guest import BootTimes, VmMemory
 from helpers.course.images import ref
 from helpers.measure.initramfs import DONE
+from helpers.measure.machine import VmSide, machine, vm_side
 from helpers.measure.sampler import (Cgroup, Sampler, container_memory_mib, container_workload, remove, visible_pid)
 from helpers.course.ui import Panel, Progress, html_table, status_html
 
@@ -17,7 +18,7 @@ from helpers.course.ui import Panel, Progress, html_table, status_html
 @dataclass(frozen=True)
 class LiveResult:
     """One run of the panel: both sides' start, output and memory."""
-    machine: object                 # bench.Machine
+    machine: object                 # machine.Machine
     container_start_s: float
     vm_ready_s: float
     vm_boot: BootTimes | None
@@ -82,7 +83,7 @@ class LivePanel(Panel):
             self.say(None, f"No VM on this machine: {side.unavailable}",
                      "notebook 00's preflight says what is missing")
             return None
-        facts = machine(lesson.client, side)
+        facts = machine(lesson=lesson, side=side)
         self.say(None, f"Running the container and the VM ({side.accel.label})...")
         self.sampler = sampler = Sampler(self.hz).start()
         container = guest = None

@@ -88,11 +88,12 @@ def check_images(client) -> Line:
     return Line(True, "Course images present: " + ", ".join(i.ref for i in catalogue().values()))
 
 
-def check_kvm() -> Line:
-    """KVM usable or not, probed with a watchdog; 'not usable' is a grey line, not a failure."""
+def check_kvm(*, lesson) -> Line:
+    """KVM usable or not, probed with a watchdog; 'not usable' is a grey line, not a failure.
+    Where QEMU runs in a container of the VM image, `lesson` labels and records it."""
     from helpers.measure import vm
     try:
-        accel = vm.accelerator()
+        accel = vm.accelerator(lesson=lesson)
     except vm.VmUnavailable as exc:
         return Line(False, "No VM to compare with: QEMU or a kernel is missing", str(exc))
     if accel.name == "kvm":
@@ -103,11 +104,13 @@ def check_kvm() -> Line:
 
 
 class Preflight(Panel):
-    """The panel: `Preflight()` in a notebook; `.run()` re-checks; buttons do the rest."""
+    """The panel: `Preflight(lesson=lesson)` in a notebook; `.run()` re-checks; buttons do the
+    rest. The KVM probe, where it needs a container, is the lesson's."""
 
-    def __init__(self):
+    def __init__(self, *, lesson):
         import ipywidgets as w
         super().__init__()
+        self.lesson = lesson
         self.lines: list[Line] = []
         self.output = w.HTML()
         self.progress = Progress.make_widget("")
@@ -133,7 +136,7 @@ class Preflight(Panel):
             lines, client = check_engine()
             if client is not None:
                 lines += [check_port(), check_disk(client), check_images(client)]
-            lines.append(check_kvm())
+            lines.append(check_kvm(lesson=self.lesson))
             self.lines = lines
             self.output.value = "".join(status_html(l.ok, l.text, l.fix) for l in lines)
         return lines

@@ -11,16 +11,14 @@ Instructors: python -m helpers.bench [--quick] --json results/bench.json
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import astuple, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
@@ -28,15 +26,17 @@ from typing import NamedTuple
 import docker
 import psutil
 
-from helpers.measure import vmkit
-from helpers.measure.guest import VM, disk_image
 from helpers.course.images import ref
-from helpers.measure.initramfs import DONE, READY
-from helpers.course.labels import labels, notebook_id
-from helpers.measure.sampler import (Cgroup, Sampler, container_cpu_s, container_memory_mib, container_workload, engine_processes, kernel_mib, mem_available_mib, process_cpu_s, process_workload, pss_mib, remove, shim_of, visible_pid)
-from helpers.course.settings import DATA, ROOT
-from helpers.measure.stats import (ConditionMeter, Conditions, Runs, Summary, conditions_now, summarize)
+from helpers.course.settings import ROOT
 from helpers.course.ui import Progress
+from helpers.measure import reference, vmkit
+from helpers.measure.guest import VM, disk_image
+from helpers.measure.initramfs import DONE, READY
+from helpers.measure.machine import VmSide, host_boot, ksm_on, machine, vm_side
+from helpers.measure.report import KEYS, report, to_json, write_outputs
+from helpers.measure.results import (FULL, QUICK, BuildVsProvision, ContainerCpu, ContainerMemory, ContainerVsVm, Counts, Density, DiskFootprint, Ladder, MemoryOfEach, Recovery, SamplerCost, Stack, StackContainerMemory, StackSide, StackVmMemory, StartAndMemory, VmCpu, VmMemoryParts, WriteThroughput, agreements, headline, quiet)
+from helpers.measure.sampler import (Cgroup, Sampler, container_cpu_s, container_memory_mib, container_workload, engine_processes, kernel_mib, mem_available_mib, process_cpu_s, process_workload, pss_mib, remove, shim_of, visible_pid)
+from helpers.measure.stats import (ConditionMeter, Conditions, Runs, Summary, conditions_now, summarize)
 
 WORKLOAD = ('echo "kernel: $(uname -r)"; '
             'echo "boot_id: $(cat /proc/sys/kernel/random/boot_id)"; '
@@ -46,7 +46,6 @@ WORKLOAD = ('echo "kernel: $(uname -r)"; '
             "echo \"mem_used_kib: $(awk '/MemTotal/{t=$2}/MemAvailable/{a=$2}END{print t-a}' "
             '/proc/meminfo)"; '
             'dd if=/dev/zero bs=1M count=8 2>/dev/null | md5sum >/dev/null; echo "work: done"')
-AGREEMENT_PERCENT = 15      # the parts must add up to within this of what they are checked against
 DENSITY_BUDGET_MIB = 1024
 DENSITY_LIMIT_S = 120
 
@@ -66,286 +65,14 @@ def said(lines: list, key: str) -> str:
     return next((l.split(":", 1)[1].strip() for l in lines if l.startswith(key + ":")), "?")
 
 
-# ---------------------------------------------------------------- who creates things
+# ---------------------------------------------------------------- the VM side
 
-class _Labelled:
-    """A client and a notebook number standing in for a Lesson (for callers that pass `nn=`):
-    what it creates carries that notebook's label and is recorded through the client's lesson."""
-
-    def __init__(self, client, nn):
-        self.client, self.nn = client, notebook_id(nn)
-
-    @property
-    def labels(self) -> dict:
-        return labels(self.nn)
-
-    def record(self, thing, tags=None, kind=None, nn=None):
-        owner = getattr(self.client, "lesson", None)
-        if owner is not None:
-            owner.record(thing, tags=tags, kind=kind, nn=nn or self.nn)
-        return thing
-
-
-def as_lesson(lesson=None, client=None, nn=None):
-    """The lesson a scenario creates things for: `lesson`, or (older callers) `client` + `nn`."""
-    if lesson is not None:
-        return lesson
-    if client is not None and nn is not None:
-        return _Labelled(client, nn)
-    raise TypeError("Pass lesson= (the notebook's Lesson): what the benchmark creates carries "
-                    "its label and is removed by its clean-up.")
-
-
-# ---------------------------------------------------------------- the machine and the VM side
-
-class VmSide(NamedTuple):
-    """The VM's kit and accelerator, found once and passed down; `unavailable` says why not."""
-    kit: vmkit.VmKit | None
-    accel: vmkit.Accelerator | None
-    unavailable: str = ""
-
-    def vm(self, workload: str = "", *, lesson, **kw) -> VM:
-        if self.unavailable:
-            raise vmkit.VmUnavailable(self.unavailable)
-        return VM(workload, lesson=lesson, kit=self.kit, accel=self.accel.name, **kw)
-
-
-def vm_side(lesson=None) -> VmSide:
-    try:
-        k = vmkit.kit(lesson)
-        return VmSide(k, vmkit.accelerator(k, lesson))
-    except vmkit.VmUnavailable as exc:
-        return VmSide(None, None, str(exc))
-
-
-def _both_sides(lesson, client, nn, side: VmSide | None):
+def _both_sides(lesson, side: VmSide | None):
     """(lesson, VM side) for a scenario that needs a VM: VmUnavailable says why not."""
-    lesson = as_lesson(lesson, client, nn)
     side = side or vm_side(lesson)
     if side.unavailable:
         raise vmkit.VmUnavailable(side.unavailable)
     return lesson, side
-
-
-@dataclass(frozen=True)
-class Machine:
-    """Every figure's context: this machine, its engine, and how the VM ran."""
-    cpu_model: str
-    cores: int
-    memory_gib: float
-    os: str
-    host_kernel: str
-    engine_version: str
-    image_store: str
-    python: str
-    accelerator: str            # "kvm", "tcg", or "none" (no VM here)
-    accelerator_reason: str
-    qemu_version: str
-    guest_kernel: str
-    qemu_ran: str               # "host", "image" or "none"
-    qemu_image: str
-    ksm_on: bool | None         # kernel same-page merging (None: not on this system)
-    engine_visible: bool        # dockerd and containerd readable here (not Docker Desktop)
-
-
-def _ksm_on() -> bool | None:
-    try:
-        return Path("/sys/kernel/mm/ksm/run").read_text().strip() == "1"
-    except OSError:
-        return None
-
-
-def machine(client=None, side: VmSide | None = None, *, lesson=None) -> Machine:
-    """CPU model, cores, memory, OS, engine and the VM's accelerator: every figure's context."""
-    client = client or (lesson.client if lesson is not None else None)
-    if client is None:
-        from helpers.course.engine import connect
-        client = connect()
-    side = side or vm_side(lesson)
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in
-                   Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    os_name = platform.platform()
-    try:
-        os_name = next(l.split("=", 1)[1].strip('"') for l in
-                       Path("/etc/os-release").read_text().splitlines()
-                       if l.startswith("PRETTY_NAME="))
-    except (OSError, StopIteration):
-        pass
-    info = client.info()
-    store = "containerd" if any("containerd.snapshotter" in str(pair) for pair in
-                                info.get("DriverStatus") or []) else "classic"
-    k, a = side.kit, side.accel
-    return Machine(cpu, psutil.cpu_count(logical=True),
-                   round(psutil.virtual_memory().total / 2**30, 1), os_name, platform.release(),
-                   client.version().get("Version", "?"), store, platform.python_version(),
-                   a.name if a else "none", a.reason if a else side.unavailable,
-                   k.qemu_version if k else "", k.kernel_version if k else "",
-                   k.where if k else "none", k.image if k else "", _ksm_on(),
-                   engine_processes() is not None)
-
-
-# ---------------------------------------------------------------- named results
-
-@dataclass(frozen=True)
-class Ladder:
-    """Start-up from the floor up, seconds from launch to the workload's first output line."""
-    process_s: Summary                  # the same workload as a plain process of this machine
-    container_no_network_s: Summary     # `docker run --network none`
-    container_bridge_s: Summary         # `docker run` on the default bridge
-    vm_ready_s: Summary                 # QEMU start → the guest's ready marker
-    vm_qemu_s: Summary | None           # ... of which QEMU's set-up and loading the kernel
-    vm_kernel_s: Summary | None         # ... the kernel's boot (guest's /proc/uptime at init)
-    vm_user_space_s: Summary | None     # ... init → ready marker
-
-
-@dataclass(frozen=True)
-class ContainerCpu:
-    """One container start's CPU bill, create → the workload's end marker (CPU seconds).
-    None where this machine cannot see that process (Docker Desktop)."""
-    dockerd_cpu_s: Summary | None
-    containerd_cpu_s: Summary | None
-    shim_cpu_s: Summary | None
-    runc_cpu_s: Summary | None          # the runc runs the shim started and reaped
-    cgroup_cpu_s: Summary               # every process that ran in the container's cgroup
-    total_cpu_s: Summary
-    source: str
-
-
-@dataclass(frozen=True)
-class VmCpu:
-    """One VM boot's CPU bill, QEMU start → the workload's end marker (CPU seconds)."""
-    qemu_cpu_s: Summary                 # all QEMU's threads
-    engine_cpu_s: Summary | None        # QEMU in a container: dockerd, containerd and its shim
-    total_cpu_s: Summary
-    source: str
-
-
-@dataclass(frozen=True)
-class ContainerMemory:
-    """MiB per container with `n` running at once (medians), in disjoint parts."""
-    n: int
-    cgroup_mib: float                   # the container's cgroup use (as docker stats)
-    shim_mib: float | None              # its containerd-shim-runc-v2 process (PSS)
-    engine_share_mib: float | None      # dockerd + containerd PSS growth ÷ n
-    kernel_mib: float | None            # kernel memory outside its cgroup ÷ n (not in PSS)
-    total_mib: float                    # the parts above, added
-    measured_pss_mib: float | None      # PSS of its processes + shim + engine share
-    mem_available_drop_mib: float       # what the host lost (MemAvailable) ÷ n
-    mem_available_drift_mib: float      # MemAvailable after removing them − before (others)
-    source: str
-
-
-@dataclass(frozen=True)
-class VmMemoryParts:
-    """MiB per VM with `n` running at once (medians), in disjoint parts."""
-    n: int
-    guest_ram_mib: float | None         # the guest's RAM QEMU has touched
-    guest_reported_used_mib: float | None  # inside guest RAM: what the guest says it uses
-    tcg_code_cache_mib: float | None    # None: no such part (KVM)
-    qemu_heap_mib: float | None
-    qemu_binary_mib: float | None
-    unsplit_mib: float | None           # QEMU's memory where its map cannot be read
-    shim_mib: float | None              # QEMU in a container: that container's shim
-    engine_share_mib: float | None      # QEMU in a container: engine PSS growth ÷ n
-    kernel_mib: float | None            # kernel memory for it ÷ n (page tables, stacks, slab)
-    total_mib: float
-    measured_pss_mib: float | None      # QEMU's PSS (+ shim + engine share)
-    mem_available_drop_mib: float
-    mem_available_drift_mib: float      # MemAvailable after stopping them − before (others)
-    source: str
-
-
-@dataclass(frozen=True)
-class Agreement:
-    """Do the parts add up to what they are checked against?"""
-    side: str
-    against: str              # "measured PSS" or "MemAvailable drop"
-    parts_mib: float
-    measured_mib: float
-    off_percent: float
-    ok: bool
-
-
-@dataclass(frozen=True)
-class Density:
-    """Idle instances that fit in a budget of host memory (MemAvailable drop)."""
-    budget_mib: int
-    containers: int
-    containers_stopped_by: str
-    vms: int
-    vms_stopped_by: str
-    ksm_on: bool | None
-
-
-@dataclass(frozen=True)
-class SamplerCost:
-    hz: float
-    rate_hz: float
-    watched: int
-    seconds: float
-    overhead_percent_of_core: float
-
-
-@dataclass(frozen=True)
-class Headline:
-    """Like with like: each ratio compares the same measure on both sides."""
-    container_start_median_s: float     # create → first output, default bridge
-    vm_ready_median_s: float            # QEMU start → ready marker
-    start_ratio: float
-    container_memory_mib: float         # all parts: cgroup + shim + engine share
-    vm_memory_mib: float                # all parts: guest RAM + QEMU (+ shim + engine share)
-    memory_ratio: float
-    container_host_loss_mib: float      # MemAvailable drop per container
-    vm_host_loss_mib: float             # MemAvailable drop per VM
-    host_loss_ratio: float
-    container_cpu_s: float              # one start's CPU bill
-    vm_cpu_s: float
-    cpu_ratio: float
-
-
-@dataclass
-class ContainerVsVm:
-    """Notebook 07's comparison and the instructors' run (see `python -m helpers.bench -h`)."""
-    quick: bool
-    counts: dict
-    machine: Machine
-    conditions_before: Conditions
-    conditions_after: Conditions
-    startup: Ladder
-    cpu_container: ContainerCpu
-    cpu_vm: VmCpu
-    memory_container: ContainerMemory
-    memory_vm: VmMemoryParts
-    agreements: list
-    headline: Headline
-    boot_ids: dict                      # host / process / container / vm -> boot ID
-    uptimes_s: dict                     # the same, each one's /proc/uptime
-    outputs: dict                       # process / container / vm -> the workload's lines
-    notes: list = field(default_factory=list)
-    density: Density | None = None
-    sampler: SamplerCost | None = None
-    published: dict = field(default_factory=dict)
-    date: str = ""
-    commit: str = ""
-
-    @property
-    def failures(self) -> list[str]:
-        """Why the instructors' full run fails ([] when it passes)."""
-        if self.quick:
-            return []
-        out = [f"{a.side} parts ({a.parts_mib:.1f} MiB) are {a.off_percent:.0f}% off the "
-               f"{a.against} ({a.measured_mib:.1f} MiB)" for a in self.agreements if not a.ok]
-        if self.sampler and self.sampler.overhead_percent_of_core > 1.0:
-            out.append(f"the sampler cost {self.sampler.overhead_percent_of_core:.2f}% of a "
-                       "core (more than 1%)")
-        if self.sampler and self.sampler.watched < 2:
-            out.append(f"the sampler's cost was measured watching {self.sampler.watched} "
-                       "instance(s) throughout, not 2 (one vanished or was out of sight)")
-        return out
 
 
 # ---------------------------------------------------------------- one run of each rung
@@ -558,12 +285,6 @@ def _median(values: list) -> float | None:
     return statistics.median(values) if values else None
 
 
-def _quiet(drop_total_mib: float, drift_mib: float) -> bool:
-    """Did the rest of the machine hold still while we measured? (MemAvailable came back to
-    within 10 MiB, or 10% of what the instances took.)"""
-    return abs(drift_mib) <= max(10.0, 0.1 * abs(drop_total_mib))
-
-
 def _share(before: float | None, after: float | None, n: int) -> float | None:
     """The engine daemons' PSS growth per instance (their garbage collector may shrink them
     meanwhile: never below 0)."""
@@ -578,9 +299,17 @@ def container_memory(lesson, n: int, image: str | None = None, progress=None,
     collects each start's seconds."""
     for attempt in range(attempts):
         found = _container_memory(lesson, n, image or ref("busybox"), progress, starts)
-        if _quiet(found.mem_available_drop_mib * n, found.mem_available_drift_mib):
+        if quiet(found.mem_available_drop_mib * n, found.mem_available_drift_mib):
             break
     return found
+
+
+class _Readings(NamedTuple):
+    """One running container's memory, MiB (None: out of this machine's sight)."""
+    cgroup_mib: float
+    cgroup_kernel_mib: float | None     # kernel memory its cgroup already counts
+    shim_mib: float | None
+    processes_pss_mib: float | None
 
 
 def _container_memory(lesson, n: int, image: str, progress, starts) -> ContainerMemory:
@@ -604,31 +333,29 @@ def _container_memory(lesson, n: int, image: str, progress, starts) -> Container
             pid = visible_pid(c)
             group = Cgroup.of(pid) if pid else None
             shim = shim_of(pid) if pid else None
-            rows.append({"cgroup": group.memory_mib() if group else container_memory_mib(c),
-                         "cgroup_kernel": group.kernel_mib() if group else None,
-                         "shim": pss_mib(shim) if shim else None,
-                         "procs": sum(pss_mib(p) for p in group.pids()) if group else None})
+            rows.append(_Readings(group.memory_mib() if group else container_memory_mib(c),
+                                  group.kernel_mib() if group else None,
+                                  pss_mib(shim) if shim else None,
+                                  sum(pss_mib(p) for p in group.pids()) if group else None))
     finally:
         for c in running:
             remove(c)
     time.sleep(1.0)
     after = _mem_available()
     share = _share(engine_before, engine_after, n)
-    cgroup, shim = _median([r["cgroup"] for r in rows]), _median([r["shim"] for r in rows])
-    procs = _median([r["procs"] for r in rows])
-    in_cgroup = _median([r["cgroup_kernel"] for r in rows])
+    m = lambda name: _median([getattr(r, name) for r in rows])
+    in_cgroup = m("cgroup_kernel_mib")
     # What the kernel grew by, less what each cgroup already counts (visible engines only).
     kernel = max(0.0, (kernel_after - kernel_before) / n - in_cgroup) \
         if in_cgroup is not None else None
-    total = cgroup + (shim or 0.0) + (share or 0.0) + (kernel or 0.0)
-    measured = procs + shim + share if None not in (procs, shim, share) else None
-    return ContainerMemory(n, cgroup, shim, share, kernel, total, measured,
-                           (baseline - with_n) / n, after - baseline,
-                           "cgroup files, /proc/PID/smaps_rollup of the shim and the engine's "
-                           "daemons, /proc/meminfo (MemAvailable; slab, page tables and "
-                           "kernel stacks)" if engine else
-                           "the engine's stats API only: its shim and daemons run out of this "
-                           "machine's sight (Docker Desktop)")
+    return ContainerMemory.of_parts(n, m("cgroup_mib"), m("shim_mib"), share, kernel,
+                                    m("processes_pss_mib"), (baseline - with_n) / n,
+                                    after - baseline,
+                                    "cgroup files, /proc/PID/smaps_rollup of the shim and the engine's "
+                                    "daemons, /proc/meminfo (MemAvailable; slab, page tables "
+                                    "and kernel stacks)" if engine else
+                                    "the engine's stats API only: its shim and daemons run out "
+                                    "of this machine's sight (Docker Desktop)")
 
 
 def _guest_used_mib(lines: list) -> float | None:
@@ -664,9 +391,17 @@ def vm_memory(lesson, side: VmSide, n: int, progress=None, attempts: int = 1) ->
     `attempts` > 1, measure again while the rest of the machine's memory moved meanwhile."""
     for attempt in range(attempts):
         found = _stopped(*_vm_memory(lesson, side, n, progress))
-        if _quiet(found.mem_available_drop_mib * n, found.mem_available_drift_mib):
+        if quiet(found.mem_available_drop_mib * n, found.mem_available_drift_mib):
             break
     return found
+
+
+def memory_of_each(lesson, side: VmSide, image: str | None = None,
+                   progress=None) -> MemoryOfEach:
+    """One container and one VM running the same workload, each one's memory in parts and what
+    the host lost (lessons 01 and 03)."""
+    return MemoryOfEach(container_memory(lesson, 1, image, progress),
+                        vm_memory(lesson, side, 1, progress))
 
 
 def _stopped(found: VmMemoryParts, guests: list, baseline: float) -> VmMemoryParts:
@@ -695,32 +430,12 @@ def _vm_memory(lesson, side: VmSide, n: int, progress=None):
             g.stop()
         raise
     m = lambda name: _median([getattr(p, name) for p in parts])
-    pss, shim, unsplit = m("pss_mib"), m("shim_mib"), m("unsplit_mib")
     kernel = max(0.0, (kernel_after - kernel_before) / n)   # QEMU's map has none of it
-    total = (pss or 0.0) + (unsplit or 0.0) + (shim or 0.0) + (share or 0.0) + kernel
-    measured = None if pss is None else pss + (shim or 0.0) + (share or 0.0)
-    return VmMemoryParts(n, m("guest_ram_mib"), used, m("tcg_code_cache_mib"),
-                         m("qemu_heap_mib"), m("qemu_binary_mib"), unsplit, shim, share, kernel,
-                         total, measured, (baseline - with_n) / n, 0.0, parts[0].source), guests, \
-        baseline
-
-
-def agreements(c: ContainerMemory, v: VmMemoryParts) -> list[Agreement]:
-    """Each side's parts against its measured PSS (all but the kernel part, which no PSS
-    shows) and all of them against what the host lost (a drop of zero or less, where other
-    programs freed memory meanwhile, counts as not agreeing)."""
-    out = []
-    for side, m in (("container", c), ("VM", v)):
-        # PSS counts no kernel memory: that check leaves the kernel part out.
-        for against, measured, parts in (
-                ("measured PSS", m.measured_pss_mib, m.total_mib - (m.kernel_mib or 0.0)),
-                ("MemAvailable drop", m.mem_available_drop_mib, m.total_mib)):
-            if measured is None:
-                continue
-            off = 100.0 * abs(parts - measured) / measured if measured > 0 else float("inf")
-            out.append(Agreement(side, against, round(parts, 2), round(measured, 2),
-                                 round(off, 1), off <= AGREEMENT_PERCENT))
-    return out
+    found = VmMemoryParts.of_parts(n, m("guest_ram_mib"), used, m("tcg_code_cache_mib"),
+                                   m("qemu_heap_mib"), m("qemu_binary_mib"), m("unsplit_mib"),
+                                   m("shim_mib"), share, kernel, m("pss_mib"),
+                                   (baseline - with_n) / n, 0.0, parts[0].source)
+    return found, guests, baseline
 
 
 # ---------------------------------------------------------------- density (instructors' run)
@@ -766,7 +481,7 @@ def density(lesson, side: VmSide, budget_mib: int = DENSITY_BUDGET_MIB,
         guest.wait_ready()
 
     n_v, why_v = fill(boot_one, lambda: [g.stop() for g in guests])
-    return Density(budget_mib, n_c, why_c, n_v, why_v, _ksm_on())
+    return Density(budget_mib, n_c, why_c, n_v, why_v, ksm_on())
 
 
 # ---------------------------------------------------------------- the sampler's own cost
@@ -800,68 +515,48 @@ def sampler_cost(lesson, side: VmSide, hz: float = 10, seconds: float = 10,
 
 # ---------------------------------------------------------------- 07: the whole comparison
 
-QUICK = {"containers": 5, "vms": 2, "memory_containers": 3, "memory_vms": 1, "warmup": 1}
-FULL = {"containers": 20, "vms": 7, "memory_containers": 20, "memory_vms": 4, "warmup": 1,
-        "sampler_s": 10}
-
-
-def headline(ladder: Ladder, cc: ContainerCpu, vc: VmCpu, cm: ContainerMemory,
-             vmem: VmMemoryParts) -> Headline:
-    ratio = lambda a, b: a / b if b and b > 0 and a > 0 else float("nan")   # nan: n/a
-    return Headline(ladder.container_bridge_s.median, ladder.vm_ready_s.median,
-                    ratio(ladder.vm_ready_s.median, ladder.container_bridge_s.median),
-                    cm.total_mib, vmem.total_mib, ratio(vmem.total_mib, cm.total_mib),
-                    cm.mem_available_drop_mib, vmem.mem_available_drop_mib,
-                    ratio(vmem.mem_available_drop_mib, cm.mem_available_drop_mib),
-                    cc.total_cpu_s.median, vc.total_cpu_s.median,
-                    ratio(vc.total_cpu_s.median, cc.total_cpu_s.median))
-
-
-def _host_boot() -> tuple[str, str]:
-    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    return boot_id, Path("/proc/uptime").read_text().split()[0]
-
-
 def _commit() -> str:
     done = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True)
     return done.stdout.strip() if done.returncode == 0 else "unknown"
 
 
-def container_vs_vm(lesson, *, quick: bool = True, counts: dict | None = None,
+def container_vs_vm(lesson, *, quick: bool = True, counts: Counts | dict | None = None,
                     side: VmSide | None = None, progress=None) -> ContainerVsVm:
     """Notebook 07's comparison, on equal terms: the start-up ladder, each side's CPU bill and
     memory in parts with N running, and (full run only) density and the sampler's cost.
 
     `quick` (notebooks, tests) runs the small counts of QUICK and says so; the instructors'
-    run (quick=False) runs FULL: at least 20 containers and 7 VMs."""
-    counts = {**(QUICK if quick else FULL), **(counts or {})}
+    run (quick=False) runs FULL: at least 20 containers and 7 VMs. `counts` replaces those
+    (a Counts, or a dict of the Counts fields to change)."""
+    base = QUICK if quick else FULL
+    counts = counts if isinstance(counts, Counts) else replace(base, **(counts or {}))
     side = side or vm_side(lesson)
     if side.unavailable:
         raise vmkit.VmUnavailable(side.unavailable)
-    facts = machine(lesson.client, side)
+    facts = machine(lesson=lesson, side=side)
     before = conditions_now()
-    steps = (counts["warmup"] + counts["containers"] + counts["warmup"] + counts["vms"] +
-             counts["memory_containers"] + counts["memory_vms"])
+    steps = (counts.warmup + counts.containers + counts.warmup + counts.vms +
+             counts.memory_containers + counts.memory_vms)
     bar = progress or Progress("container vs VM" + (" (quick)" if quick else ""), steps)
     try:
         ladder, cc, vc, outputs, notes = startup_and_cpu(
-            lesson, side, counts["containers"], counts["vms"], counts["warmup"], progress=bar)
+            lesson, side, counts.containers, counts.vms, counts.warmup, progress=bar)
         tries = 1 if quick else 3   # the full run measures again while others move memory
-        cm = container_memory(lesson, counts["memory_containers"], progress=bar, attempts=tries)
-        vmem = vm_memory(lesson, side, counts["memory_vms"], progress=bar, attempts=tries)
+        cm = container_memory(lesson, counts.memory_containers, progress=bar, attempts=tries)
+        vmem = vm_memory(lesson, side, counts.memory_vms, progress=bar, attempts=tries)
         dens = sampler = None
         if not quick:
             dens = density(lesson, side, progress=bar)
-        if counts.get("sampler_s"):
-            sampler = sampler_cost(lesson, side, seconds=counts["sampler_s"])
+        if counts.sampler_s:
+            sampler = sampler_cost(lesson, side, seconds=counts.sampler_s)
     except BaseException:
         if progress is None:
             bar.close("failed", ok=False)
         raise
     if progress is None:
         bar.close("done")
-    host_id, host_up = _host_boot()
+    host_id, host_up = host_boot()
     result = ContainerVsVm(
         quick, counts, facts, before, conditions_now(), ladder, cc, vc, cm, vmem,
         agreements(cm, vmem), headline(ladder, cc, vc, cm, vmem),
@@ -870,34 +565,21 @@ def container_vs_vm(lesson, *, quick: bool = True, counts: dict | None = None,
         {"host": host_up, "process": said(outputs["process"], "uptime_s"),
          "container": said(outputs["container"], "uptime_s"),
          "vm": said(outputs["vm"], "uptime_s")},
-        outputs, notes, dens, sampler, published()["published"],
+        outputs, notes, dens, sampler, reference.published(),
         datetime.now(timezone.utc).isoformat(timespec="seconds"), _commit())
     if quick:
-        result.notes.insert(0, f"Quick run: {counts['containers']} container starts and "
-                               f"{counts['vms']} VM boots after {counts['warmup']} warm-up run "
+        result.notes.insert(0, f"Quick run: {counts.containers} container starts and "
+                               f"{counts.vms} VM boots after {counts.warmup} warm-up run "
                                "each; the instructors' run uses 20 and 7.")
     return result
 
 
 # ---------------------------------------------------------------- 01: disk footprint
 
-@dataclass(frozen=True)
-class DiskFootprint:
-    """Bytes on disk, MiB: N apps as containers of one base image vs as N VMs."""
-    copies: int
-    base_image: str
-    base_image_mib: float
-    app_layer_mib: float | None         # what each app adds on top of the base (None: no app)
-    vm_kernel_mib: float
-    vm_initramfs_mib: float
-    containers_total_mib: float         # the base once + each app's own layer
-    vms_total_mib: float                # each VM its own kernel and boot image
-
-
-def disk_footprint(client=None, copies: int = 10, *, lesson=None, app_image: str | None = None,
+def disk_footprint(copies: int = 10, *, lesson, app_image: str | None = None,
                    side: VmSide | None = None) -> DiskFootprint:
     """`docker image inspect` sizes against the VM's kernel and initramfs files (lesson 01)."""
-    client = client or lesson.client
+    client = lesson.client
     side = side or vm_side(lesson)
     if side.unavailable:
         raise vmkit.VmUnavailable(side.unavailable)
@@ -915,26 +597,10 @@ def disk_footprint(client=None, copies: int = 10, *, lesson=None, app_image: str
 
 # ---------------------------------------------------------------- 02: N containers vs one VM
 
-@dataclass(frozen=True)
-class StartAndMemory:
-    """N containers started one after another, then one VM: times, memory in parts, timeline."""
-    n: int
-    container_start_s: Summary
-    all_containers_s: float
-    vm_ready_s: float
-    container_memory: ContainerMemory
-    vm_memory: VmMemoryParts
-    timeline_t_s: list
-    timeline_used_mib: list             # the machine's memory in use (total − MemAvailable)
-    timeline_cpu_percent: list          # the machine's CPU, all cores = 100 %
-    containers_done_t_s: float
-    notes: list
-
-
-def many_containers_vs_vm(client=None, n: int = 5, nn=None, hz: float = 10, *, lesson=None,
+def many_containers_vs_vm(n: int = 5, hz: float = 10, *, lesson,
                           side: VmSide | None = None) -> StartAndMemory:
     """Start N containers (each kept running), measure them, then boot one VM (lesson 02)."""
-    lesson, side = _both_sides(lesson, client, nn, side)
+    lesson, side = _both_sides(lesson, side)
     starts = Runs()
     with Sampler(hz) as sampler, Progress(f"{n} containers, then 1 VM", n + 1) as bar:
         began = time.perf_counter()
@@ -955,20 +621,11 @@ def many_containers_vs_vm(client=None, n: int = 5, nn=None, hz: float = 10, *, l
 
 # ---------------------------------------------------------------- 03: build vs provision
 
-@dataclass(frozen=True)
-class BuildVsProvision:
-    build_cold_s: Summary
-    build_cached_s: Summary
-    vm_initramfs_build_s: Summary
-    vm_first_boot_s: Summary
-    vm_provision_total_s: float
-
-
-def build_vs_provision(client=None, runs: int = 3, nn=None, *, lesson=None,
+def build_vs_provision(runs: int = 3, *, lesson,
                        side: VmSide | None = None) -> BuildVsProvision:
     """`docker build` cold and cached vs making the VM's initramfs from nothing and booting it
     (lesson 03)."""
-    lesson, side = _both_sides(lesson, client, nn, side)
+    lesson, side = _both_sides(lesson, side)
     dockerfile = (f"FROM {ref('busybox')}\nRUN echo built > /built && ls / > /listing\n"
                   f'CMD ["sh", "-c", "echo {READY}"]\n')
     tag = f"dockercourse-bench:{lesson.labels['dockercourse.notebook']}"
@@ -1006,15 +663,7 @@ def build_vs_provision(client=None, runs: int = 3, nn=None, *, lesson=None,
 
 # ---------------------------------------------------------------- 04: write throughput
 
-@dataclass(frozen=True)
-class WriteThroughput:
-    mib_written: int
-    write_mib_s: dict            # where → Summary of MiB/s
-    accelerator: str
-    notes: list
-
-
-def write_throughput(client=None, mib: int = 32, runs: int = 3, nn=None, *, lesson=None,
+def write_throughput(mib: int = 32, runs: int = 3, *, lesson,
                      side: VmSide | None = None) -> WriteThroughput:
     """MiB/s of `dd ... conv=fsync` into the container layer, a volume, a bind mount, a tmpfs
     and a VM's virtual disk (lesson 04).
@@ -1023,7 +672,6 @@ def write_throughput(client=None, mib: int = 32, runs: int = 3, nn=None, *, less
     dd does not print its own speed), the same way on both sides.
     """
     import shutil
-    lesson = as_lesson(lesson, client, nn)
     side = side or vm_side(lesson)
     image = ref("busybox")
     # A pause, then GO: the ready line reaches the host on its own, and the clock runs from
@@ -1086,28 +734,11 @@ STACK = {"web": "httpd -f -p 8080 -h /www",
          "store": "mkdir -p /data; while true; do sleep 5; done"}
 
 
-@dataclass(frozen=True)
-class StackSide:
-    ready_s: float               # start of the first → ready marker of the last
-    memory_mib: float            # all parts, the three together
-    cpu_percent_of_core: float   # while they idle: containers their cgroups and shims, VMs QEMU
-    memory_parts: dict           # part name → MiB (None: n/a here)
-
-
-@dataclass(frozen=True)
-class Stack:
-    services: list
-    containers: StackSide
-    vms: StackSide
-    accelerator: str
-    notes: list
-
-
-def stack(client=None, settle_s: float = 3, nn=None, *, lesson=None,
+def stack(settle_s: float = 3, *, lesson,
           side: VmSide | None = None) -> Stack:
     """Three services as three containers vs as three VMs: time to all ready, memory in parts,
     CPU while idle (lesson 05)."""
-    lesson, side = _both_sides(lesson, client, nn, side)
+    lesson, side = _both_sides(lesson, side)
     image, containers = ref("busybox"), []
     engine = engine_processes()
     network = lesson.client.networks.create(
@@ -1132,11 +763,12 @@ def stack(client=None, settle_s: float = 3, nn=None, *, lesson=None,
             cpu0 = read_cpu()
             time.sleep(settle_s)
             cpu_s = read_cpu() - cpu0
-            parts = {"cgroup_mib": sum(g.memory_mib() if g else container_memory_mib(c)
-                                       for g, c in zip(groups, containers)),
-                     "shim_mib": sum(pss_mib(s) for s in shims) if all(shims) else None,
-                     "engine_share_mib": _share(engine_pss0, _engine_pss(engine), 1)}
-            containers_side = StackSide(up, sum(v for v in parts.values() if v), 
+            parts = StackContainerMemory(
+                sum(g.memory_mib() if g else container_memory_mib(c)
+                    for g, c in zip(groups, containers)),
+                sum(pss_mib(s) for s in shims) if all(shims) else None,
+                _share(engine_pss0, _engine_pss(engine), 1))
+            containers_side = StackSide(up, sum(v for v in astuple(parts) if v),
                                         100 * cpu_s / settle_s, parts)
         finally:
             for c in containers:
@@ -1154,12 +786,9 @@ def stack(client=None, settle_s: float = 3, nn=None, *, lesson=None,
             time.sleep(settle_s)
             cpu_s = sum(g.cpu_s() for g in guests) - cpu0
             memory = [g.memory() for g in guests]
-            parts = {name: sum(getattr(m, name) for m in memory)
-                     if all(getattr(m, name) is not None for m in memory) else None
-                     for name in ("guest_ram_mib", "tcg_code_cache_mib", "qemu_heap_mib",
-                                  "qemu_binary_mib", "unsplit_mib", "shim_mib")}
-            if parts["unsplit_mib"] is None:
-                del parts["unsplit_mib"]   # a fallback, not a part: only where it was needed
+            added = lambda name: sum(getattr(m, name) for m in memory) \
+                if all(getattr(m, name) is not None for m in memory) else None
+            parts = StackVmMemory(*(added(f.name) for f in fields(StackVmMemory)))
             vms_side = StackSide(up, sum(m.total_mib for m in memory),
                                  100 * cpu_s / settle_s, parts)
             notes = [n for g in guests for n in g.notes]
@@ -1172,19 +801,11 @@ def stack(client=None, settle_s: float = 3, nn=None, *, lesson=None,
 
 # ---------------------------------------------------------------- 06: recovery after a failure
 
-@dataclass(frozen=True)
-class Recovery:
-    container_restart_s: Summary
-    vm_reboot_s: Summary
-    accelerator: str
-    notes: list
-
-
-def recovery(client=None, runs: int = 3, nn=None, *, lesson=None,
+def recovery(runs: int = 3, *, lesson,
              side: VmSide | None = None) -> Recovery:
     """Kill the service; seconds until it answers again: engine restart policy vs VM reboot
     (lesson 06)."""
-    lesson, side = _both_sides(lesson, client, nn, side)
+    lesson, side = _both_sides(lesson, side)
     restarts, reboots = Runs(), Runs()
     # The service crashes by itself (exit 1) when /tmp/crash appears: the engine counts any
     # `docker kill` as a manual stop, which no restart policy undoes.
@@ -1224,189 +845,6 @@ def recovery(client=None, runs: int = 3, nn=None, *, lesson=None,
     return Recovery(restarts.summary(), reboots.summary(), side.accel.name, notes)
 
 
-# ---------------------------------------------------------------- published and reference
-
-def published() -> dict:
-    """Figures from the literature (with their sources and conditions) and this course's
-    reference run (a dict read from data/bench/reference.json, or {})."""
-    folder = DATA / "bench"
-    reference = folder / "reference.json"
-    return {"published": json.loads((folder / "published.json").read_text()),
-            "reference": json.loads(reference.read_text()) if reference.exists() else {}}
-
-
-def plain(obj):
-    """Named results as JSON-ready values: dataclasses and named tuples become objects."""
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: plain(getattr(obj, f.name)) for f in fields(obj)}
-    if hasattr(obj, "_asdict"):
-        return {k: plain(v) for k, v in obj._asdict().items()}
-    if isinstance(obj, dict):
-        return {str(k): plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def to_json(result: ContainerVsVm) -> dict:
-    """The instructors' JSON (keys documented in `python -m helpers.bench --help`)."""
-    data = plain(result)
-    data["failures"] = result.failures
-    data["schema"] = 2
-    return data
-
-
-def write_csv(path: Path, header: list, rows: list) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
-    return path
-
-
-def write_outputs(result: ContainerVsVm, json_path: Path, folder: Path | None = None) -> list:
-    """The JSON, a CSV of every run (with its load and steal) and the PNG dashboard."""
-    from helpers.measure import charts
-    json_path = Path(json_path)
-    folder = Path(folder or json_path.parent)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(to_json(result), indent=2))
-    rows = []
-    for name in ("process_s", "container_no_network_s", "container_bridge_s", "vm_ready_s"):
-        s: Summary = getattr(result.startup, name)
-        rows += [("startup", name, v, l, st)
-                 for v, l, st in zip(s.samples, s.load_1m, s.steal_percent)]
-    for side, bill in (("container", result.cpu_container), ("vm", result.cpu_vm)):
-        s = bill.total_cpu_s
-        rows += [(f"cpu {side}", "total_cpu_s", v, l, st)
-                 for v, l, st in zip(s.samples, s.load_1m, s.steal_percent)]
-    written = [json_path, write_csv(folder / "runs.csv",
-                                    ["what", "figure", "value", "load_1m", "steal_percent"],
-                                    rows)]
-    written.append(charts.save(charts.dashboard(result), folder / "dashboard.png"))
-    return written
-
-
-def na(value, unit: str = "", digits: int = 1) -> str:
-    """A figure, or 'n/a' where it does not exist here (never 0)."""
-    return "n/a" if value is None else f"{value:.{digits}f}{(' ' + unit) if unit else ''}"
-
-
-def _drift(m) -> str:
-    """A warning where other programs moved the machine's memory while we measured."""
-    if _quiet(m.mem_available_drop_mib * m.n, m.mem_available_drift_mib):
-        return ""
-    return (f" (but MemAvailable moved {m.mem_available_drift_mib:+.0f} MiB meanwhile: other "
-            "programs started or stopped, so this drop is not the instances' alone)")
-
-
-def report(result: ContainerVsVm) -> str:
-    """The figures, one a line, as the instructors' command prints them."""
-    m, L, h = result.machine, result.startup, result.headline
-    cm, vm, cc, vc = result.memory_container, result.memory_vm, result.cpu_container, \
-        result.cpu_vm
-    lines = [f"run          {'quick' if result.quick else 'full'}: {result.counts}",
-             f"machine      {m.cpu_model}, {m.cores} cores; Docker {m.engine_version} "
-             f"({m.image_store} store); load {result.conditions_before.load_1m} → "
-             f"{result.conditions_after.load_1m}, steal {result.conditions_after.steal_percent}%",
-             f"accelerator  {m.accelerator} ({m.accelerator_reason}); QEMU {m.qemu_version} "
-             f"{'in ' + m.qemu_image if m.qemu_ran == 'image' else 'on this machine'}",
-             "start-up, median [95% interval]:",
-             f"  process                {L.process_s.text('s')}",
-             f"  container, no network  {L.container_no_network_s.text('s')}",
-             f"  container, bridge      {L.container_bridge_s.text('s')}",
-             f"  VM to ready            {L.vm_ready_s.text('s')}"]
-    if L.vm_kernel_s:
-        lines.append(f"    QEMU {L.vm_qemu_s.median:.2f} s + kernel {L.vm_kernel_s.median:.2f} s "
-                     f"+ user space {L.vm_user_space_s.median:.2f} s")
-    lines += ["CPU bill of one start (CPU s, median):",
-              f"  container  total {cc.total_cpu_s.text('s')}: dockerd "
-              f"{na(cc.dockerd_cpu_s and cc.dockerd_cpu_s.median, 's', 3)}, containerd "
-              f"{na(cc.containerd_cpu_s and cc.containerd_cpu_s.median, 's', 3)}, shim "
-              f"{na(cc.shim_cpu_s and cc.shim_cpu_s.median, 's', 3)}, runc "
-              f"{na(cc.runc_cpu_s and cc.runc_cpu_s.median, 's', 3)}, cgroup "
-              f"{cc.cgroup_cpu_s.median:.3f} s",
-              f"  VM         total {vc.total_cpu_s.text('s')}: QEMU {vc.qemu_cpu_s.median:.2f} s,"
-              f" engine {na(vc.engine_cpu_s and vc.engine_cpu_s.median, 's', 3)}",
-              f"memory per instance (MiB, {cm.n} containers / {vm.n} VMs running):",
-              f"  container  {cm.total_mib:.1f} = cgroup {cm.cgroup_mib:.2f} + shim "
-              f"{na(cm.shim_mib)} + engine share {na(cm.engine_share_mib)} + kernel "
-              f"{na(cm.kernel_mib)}; host lost {cm.mem_available_drop_mib:.1f}{_drift(cm)}",
-              f"  VM         {vm.total_mib:.1f} = guest RAM {na(vm.guest_ram_mib)} (guest says "
-              f"{na(vm.guest_reported_used_mib)} used) + TCG code {na(vm.tcg_code_cache_mib)} + "
-              f"heap {na(vm.qemu_heap_mib)} + binary {na(vm.qemu_binary_mib)} + shim "
-              f"{na(vm.shim_mib)} + engine share {na(vm.engine_share_mib)} + kernel "
-              f"{na(vm.kernel_mib)}"
-              + (f" + unsplit {vm.unsplit_mib:.1f}" if vm.unsplit_mib else "")
-              + f"; host lost {vm.mem_available_drop_mib:.1f}{_drift(vm)}"]
-    for a in result.agreements:
-        lines.append(f"  check      {a.side} parts {a.parts_mib:.1f} vs {a.against} "
-                     f"{a.measured_mib:.1f}: {a.off_percent:.0f}% off "
-                     f"{'ok' if a.ok else 'TOO FAR'} (limit {AGREEMENT_PERCENT}%)")
-    x = lambda r: "n/a" if not math.isfinite(r) else f"{r:.0f}x"
-    lines += [f"headline     VM ÷ container: start {x(h.start_ratio)}, memory (all parts) "
-              f"{x(h.memory_ratio)}, host memory lost {x(h.host_loss_ratio)}, CPU bill "
-              f"{x(h.cpu_ratio)}",
-              f"boot IDs     host {result.boot_ids['host'][:8]}, container "
-              f"{result.boot_ids['container'][:8]}, VM {result.boot_ids['vm'][:8]}"]
-    if result.density:
-        d = result.density
-        lines.append(f"density      in {d.budget_mib} MiB: {d.containers} containers (stopped by "
-                     f"{d.containers_stopped_by}), {d.vms} VMs (stopped by {d.vms_stopped_by});"
-                     f" KSM {'on' if d.ksm_on else 'off' if d.ksm_on is False else 'n/a'}")
-    if result.sampler:
-        s = result.sampler
-        lines.append(f"sampler      {s.overhead_percent_of_core:.2f}% of one core at {s.hz:.0f} Hz "
-                     f"({s.rate_hz:.1f} Hz achieved) watching {s.watched}")
-    lines += [f"note         {n}" for n in result.notes]
-    lines += [f"FAILED       {f}" for f in result.failures]
-    return "\n".join(lines)
-
-
-KEYS = """
-JSON keys (units in the names: _s seconds, _mib MiB, _percent %, _cpu_s CPU seconds;
-a Summary is {n, median, low_95, high_95, min, max, samples, load_1m, steal_percent}:
-median and bootstrap 95% interval of the runs, and each run's load average and steal):
-  schema (2), quick, counts, date, commit, failures (why a full run failed; [] = passed)
-  machine              cpu_model, cores, memory_gib, os, host_kernel, engine_version,
-                       image_store, accelerator, accelerator_reason, qemu_version, guest_kernel,
-                       qemu_ran, qemu_image, ksm_on, engine_visible
-  conditions_before, conditions_after   load_1m, steal_percent around the whole run
-  startup              the ladder, Summaries: process_s, container_no_network_s,
-                       container_bridge_s, vm_ready_s, vm_qemu_s, vm_kernel_s, vm_user_space_s
-  cpu_container        one start's bill, Summaries: dockerd_cpu_s, containerd_cpu_s,
-                       shim_cpu_s, runc_cpu_s, cgroup_cpu_s, total_cpu_s; source
-  cpu_vm               qemu_cpu_s, engine_cpu_s, total_cpu_s; source
-  memory_container     per container, n running: cgroup_mib, shim_mib, engine_share_mib,
-                       kernel_mib (kernel memory outside its cgroup: slab, page tables, kernel
-                       stacks, from /proc/meminfo; no PSS shows it), total_mib, measured_pss_mib, mem_available_drop_mib,
-                       mem_available_drift_mib (how far other programs moved it), source
-  memory_vm            per VM: guest_ram_mib, guest_reported_used_mib (inside guest RAM,
-                       not added), tcg_code_cache_mib, qemu_heap_mib, qemu_binary_mib,
-                       unsplit_mib, shim_mib, engine_share_mib, kernel_mib, total_mib,
-                       measured_pss_mib,
-                       mem_available_drop_mib, mem_available_drift_mib, source
-  agreements           [{side, against, parts_mib, measured_mib, off_percent, ok}]: the parts
-                       (less kernel_mib) against the measured PSS, and all of them against
-                       the MemAvailable drop (full run: within 15%)
-  headline             container_start_median_s, vm_ready_median_s, start_ratio,
-                       container_memory_mib, vm_memory_mib, memory_ratio,
-                       container_host_loss_mib, vm_host_loss_mib, host_loss_ratio,
-                       container_cpu_s, vm_cpu_s, cpu_ratio
-  density              (full run) budget_mib, containers, containers_stopped_by, vms,
-                       vms_stopped_by, ksm_on
-  sampler              hz, rate_hz, watched, seconds, overhead_percent_of_core
-  boot_ids, uptimes_s  host / process / container / vm
-  outputs, notes, published
-A part that does not exist on this side, accelerator or platform is null ("n/a"), never 0.
-"""
-
-
 def main(argv: list | None = None, lesson=None) -> int:
     import argparse
     parser = argparse.ArgumentParser(prog="python -m helpers.bench", description=__doc__,
@@ -1433,9 +871,8 @@ def main(argv: list | None = None, lesson=None) -> int:
         result = container_vs_vm(lesson, quick=args.quick)
         written = write_outputs(result, Path(args.json), Path(args.out) if args.out else None)
         if args.reference:
-            reference = DATA / "bench" / "reference.json"
-            reference.write_text(json.dumps(to_json(result), indent=2) + "\n")
-            written.append(reference)
+            reference.REFERENCE.write_text(json.dumps(to_json(result), indent=2) + "\n")
+            written.append(reference.REFERENCE)
     except Exception as exc:  # a command-line tool: one line, no traceback
         print(f"✘ {exc}", file=sys.stderr)
         return 1

@@ -1,6 +1,6 @@
 """The course's one chart look: containers in blue, VMs in orange, units on every axis, every
 bar saying what it counts, and a caption saying which machine and which VM accelerator made the
-figure. The benchmark's figures (`helpers.measure.bench`) are drawn here."""
+figure. The benchmark's figures (its named results, `helpers.measure.results`) are drawn here."""
 from __future__ import annotations
 
 import io
@@ -10,16 +10,19 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from helpers.course.ui import in_notebook
+from helpers.measure.reference import reference_run
 
 CONTAINER, VM, HOST, REFERENCE = "#0969da", "#d1680b", "#57606a", "#8c959f"
 COLOURS = {"container": CONTAINER, "vm": VM, "host": HOST, "published": REFERENCE}
 # Shades for the parts of a stacked bar, darkest first.
 CONTAINER_SHADES = ["#0969da", "#54aeff", "#b6e3ff", "#033d8b", "#80ccff"]
-VM_SHADES = ["#d1680b", "#fb8f44", "#ffc680", "#953800", "#ffddb0", "#762c00"]
+VM_SHADES = ["#d1680b", "#fb8f44", "#ffc680", "#953800", "#ffddb0", "#762c00", "#e8a36b",
+             "#4a1d00"]
 
 
 def _get(machine, key: str, default="?"):
-    """A machine fact from `bench.Machine` (or a dict of the same names, as in reference.json)."""
+    """A machine fact from `machine.Machine` (or a dict of the same names, as in
+    reference.json)."""
     if isinstance(machine, dict):
         return machine.get(key, default)
     return getattr(machine, key, default)
@@ -82,7 +85,7 @@ def bars(ax, names: list, values: list, unit: str, title: str = "", errors: list
 
 def summary_bars(ax, named: dict, unit: str, title: str = "", colours: list | None = None,
                  log: bool = False) -> None:
-    """Medians of `bench` Summaries as bars, their 95% intervals as whiskers."""
+    """Medians of `stats.Summary`s as bars, their 95% intervals as whiskers."""
     names = list(named)
     medians = [named[n].median for n in names]
     errors = [[m - named[n].low_95 for m, n in zip(medians, names)],
@@ -173,7 +176,7 @@ def stacked(ax, columns: dict, unit: str, title: str = "", horizontal: bool = Fa
         ax.set_xticks(range(len(names)), names, fontsize=8)
         ax.set_ylabel(unit)
     ax.set_title(title, fontsize=10)
-    _legend_below(ax, -0.16 if horizontal else -0.3)
+    _legend_below(ax, -0.16 if horizontal else -0.38)
 
 
 def _legend_below(ax, y: float = -0.3) -> None:
@@ -200,7 +203,7 @@ def _accel(machine) -> str:
 
 
 def memory_columns(c, v, accel: str) -> tuple[dict, dict]:
-    """Each side's memory per instance in parts (bench.ContainerMemory, bench.VmMemoryParts),
+    """Each side's memory per instance in parts (results.ContainerMemory, results.VmMemoryParts),
     as `stacked` columns, and what the host lost (MemAvailable drop) per instance."""
     container = [("container: its cgroup (docker stats)", c.cgroup_mib),
                  ("container: its containerd shim (PSS)", c.shim_mib),
@@ -231,11 +234,11 @@ def memory_parts(ax, c, v, accel: str) -> None:
         ax.bar(1, min(v.guest_reported_used_mib, v.guest_ram_mib), width=0.5, fill=False,
                hatch="///", edgecolor="black", lw=0,
                label="inside guest RAM: what the guest says it uses (not added)")
-        _legend_below(ax)
+        _legend_below(ax, -0.38)
 
 
 def ladder(ax, L) -> None:
-    """Start-up from the floor up (bench.Ladder): medians, 95% intervals, the VM split into
+    """Start-up from the floor up (results.Ladder): medians, 95% intervals, the VM split into
     QEMU, kernel and user space."""
     columns = {"plain process": [("process: launch → first line", L.process_s.median)],
                "docker run\n--network none": [("container: create → first line",
@@ -262,7 +265,7 @@ def ladder(ax, L) -> None:
 
 
 def cpu_bill(ax, cc, vc, accel: str) -> None:
-    """One start's CPU bill in parts (bench.ContainerCpu, bench.VmCpu)."""
+    """One start's CPU bill in parts (results.ContainerCpu, results.VmCpu)."""
     m = lambda s: None if s is None else s.median
     columns = {"container start": [("container: dockerd", m(cc.dockerd_cpu_s)),
                                    ("container: containerd", m(cc.containerd_cpu_s)),
@@ -318,10 +321,9 @@ def live(series_memory: dict, series_cpu: dict, machine):
 
 
 def dashboard(result, reference: dict | None = None):
-    """The full dashboard of `bench.container_vs_vm`: the ladder, memory in parts, the CPU
-    bill, and your machine beside the reference run."""
-    from helpers.measure.bench import published
-    reference = published()["reference"] if reference is None else reference
+    """The full dashboard of `bench.container_vs_vm` (a results.ContainerVsVm): the ladder,
+    memory in parts, the CPU bill, and your machine beside the reference run."""
+    reference = reference_run() if reference is None else reference
     accel = _accel(result.machine)
     h = result.headline
     fig, axes = figure(f"Container vs VM on this machine ({'quick' if result.quick else 'full'}"

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import base64
 import html
+from dataclasses import fields
 
 from docker.errors import DockerException
 
-from helpers.measure import bench
-from helpers.measure import charts
+from helpers.course.ui import GREY, Progress, html_table, plain_words, status_html
+from helpers.measure import bench, charts, reference
 from helpers.measure.guest import GuestTimeout
-from helpers.course.ui import GREY, html_table, plain_words, status_html
+from helpers.measure.machine import machine, vm_side
+from helpers.measure.report import container_memory_text, na, report, vm_memory_text
+from helpers.measure.results import MemoryOfEach
 from helpers.measure.vmkit import VmUnavailable
 
 EXPECTED = (VmUnavailable, GuestTimeout, TimeoutError, RuntimeError, DockerException, OSError)
@@ -57,32 +60,49 @@ def _shown(lesson, make) -> Shown:
     """`make(side, facts)` → Shown, with the VM side and the machine found once; what the
     machine cannot do becomes the grey line."""
     try:
-        side = bench.vm_side(lesson)
-        return make(side, bench.machine(lesson.client, side))
+        side = vm_side(lesson)
+        return make(side, machine(lesson=lesson, side=side))
     except EXPECTED as exc:
         return Shown(problem=f"This comparison could not run here: {plain_words(exc)}")
+
+
+def _memory_lines(c, v) -> list[str]:
+    """Each side's memory in its parts, MiB per instance, as the figures' text says it."""
+    return [f"memory per container, MiB ({c.n} running): {container_memory_text(c)}",
+            f"memory per VM, MiB ({v.n} running): {vm_memory_text(v)}"]
+
+
+def _memory_of_each(lesson, side) -> MemoryOfEach:
+    """One container and one VM running the same workload, measured in parts."""
+    with Progress("memory: 1 container, then 1 VM", 2) as bar:
+        return bench.memory_of_each(lesson, side, progress=bar)
 
 
 # ---------------------------------------------------------------- 01
 
 def disk(lesson, app_image: str | None = None, copies: int = 10) -> Shown:
-    """Disk: N apps on one shared base image vs N VMs, each with its kernel and boot image."""
+    """Disk: N apps on one shared base image vs N VMs, each with its kernel and boot image;
+    and one of each running the same workload, memory in parts."""
     def make(side, facts):
         d = bench.disk_footprint(lesson=lesson, copies=copies, app_image=app_image, side=side)
-        fig, (one, many) = charts.figure("Disk: images share layers, VMs carry their own kernel",
-                                         facts, ncols=2)
+        mem = _memory_of_each(lesson, side)
+        fig, (one, many, running) = charts.figure(
+            "Disk: images share layers, VMs carry their own kernel; and memory, running",
+            facts, ncols=3, width=4.8, height=5.2)
         charts.bars(one, [f"{d.base_image} image", "VM kernel + initramfs"],
-                    [d.base_image_mib, d.vm_kernel_mib + d.vm_initramfs_mib], "MiB",
-                    "one of each")
+                    [d.base_image_mib, d.vm_kernel_mib + d.vm_initramfs_mib], "MiB on disk",
+                    "one of each, on disk")
         charts.bars(many, [f"{copies} containers", f"{copies} VMs"],
-                    [d.containers_total_mib, d.vms_total_mib], "MiB",
+                    [d.containers_total_mib, d.vms_total_mib], "MiB on disk",
                     f"{copies} apps (containers: the base once + each app's layer)")
+        charts.memory_parts(running, mem.container, mem.vm, facts.accelerator.upper())
+        fig.tight_layout(rect=(0, 0.05, 1, 0.95))
         lines = [f"{d.base_image} image {d.base_image_mib:.2f} MiB; each app's own layer "
-                 f"{bench.na(d.app_layer_mib, 'MiB', 3)}",
+                 f"{na(d.app_layer_mib, 'MiB', 3)}",
                  f"one VM: kernel {d.vm_kernel_mib:.1f} MiB + initramfs "
                  f"{d.vm_initramfs_mib:.1f} MiB",
                  f"{copies} apps: as containers {d.containers_total_mib:.2f} MiB, as VMs "
-                 f"{d.vms_total_mib:.1f} MiB"]
+                 f"{d.vms_total_mib:.1f} MiB"] + _memory_lines(mem.container, mem.vm)
         return Shown(d, fig, lines)
     return _shown(lesson, make)
 
@@ -102,16 +122,9 @@ def start_and_memory(lesson, n: int = 5) -> Shown:
                         "MiB", "the whole machine (psutil)")
         line.axvline(r.containers_done_t_s, color=charts.VM, ls="--", lw=1)
         fig.tight_layout(rect=(0, 0.05, 1, 0.95))
-        cm, vm = r.container_memory, r.vm_memory
         lines = [f"container start, median of {n}: {r.container_start_s.text('s')}; all {n}: "
-                 f"{r.all_containers_s:.2f} s; VM ready: {r.vm_ready_s:.2f} s ({accel})",
-                 f"memory per container {cm.total_mib:.1f} MiB (cgroup {cm.cgroup_mib:.2f} + "
-                 f"shim {bench.na(cm.shim_mib)} + engine share {bench.na(cm.engine_share_mib)})"
-                 f"; the host lost {cm.mem_available_drop_mib:.1f} MiB each",
-                 f"memory of the VM {vm.total_mib:.0f} MiB (guest RAM "
-                 f"{bench.na(vm.guest_ram_mib)}, of which the guest says it uses "
-                 f"{bench.na(vm.guest_reported_used_mib)}); the host lost "
-                 f"{vm.mem_available_drop_mib:.0f} MiB"]
+                 f"{r.all_containers_s:.2f} s; VM ready: {r.vm_ready_s:.2f} s ({accel})"] + \
+            _memory_lines(r.container_memory, r.vm_memory)
         return Shown(r, fig, lines, r.notes)
     return _shown(lesson, make)
 
@@ -119,21 +132,26 @@ def start_and_memory(lesson, n: int = 5) -> Shown:
 # ---------------------------------------------------------------- 03
 
 def build_vs_provision(lesson, runs: int = 1, also: dict | None = None) -> Shown:
-    """`docker build` cold and cached vs making the VM's boot image and booting it. `also`
-    adds seconds the lesson measured itself (e.g. {"container:\\nweb app, cold": 4.2})."""
+    """`docker build` cold and cached vs making the VM's boot image and booting it, and what
+    each then holds in memory, running, in parts. `also` adds seconds the lesson measured
+    itself (e.g. {"container:\\nweb app, cold": 4.2})."""
     def make(side, facts):
         r = bench.build_vs_provision(lesson=lesson, runs=runs, side=side)
+        mem = _memory_of_each(lesson, side)
+        accel = facts.accelerator.upper()
         figures = {**(also or {}),
                    "container:\nbusybox, cold": r.build_cold_s.median,
                    "container:\nbusybox, cached": r.build_cached_s.median,
                    "VM: make\nboot image": r.vm_initramfs_build_s.median,
-                   f"VM: first\nboot ({facts.accelerator.upper()})": r.vm_first_boot_s.median}
-        fig, ax = charts.figure("Build an image vs make and boot a VM", facts, width=9)
+                   f"VM: first\nboot ({accel})": r.vm_first_boot_s.median}
+        fig, (ax, running) = charts.figure("Build an image vs make and boot a VM", facts,
+                                           ncols=2, width=6.4, height=5.2)
         charts.bars(ax, list(figures), list(figures.values()), "seconds (log scale)",
                     "Building the image (containers) vs making and booting it (VM)", log=True)
+        charts.memory_parts(running, mem.container, mem.vm, accel)
         fig.tight_layout(rect=(0, 0.06, 1, 0.95))
         lines = [f"{name.replace(chr(10), ' '):32} {s:7.3f} s" for name, s in figures.items()]
-        return Shown(r, fig, lines)
+        return Shown(r, fig, lines + _memory_lines(mem.container, mem.vm))
     return _shown(lesson, make)
 
 
@@ -164,11 +182,13 @@ def stack(lesson, settle_s: float = 3) -> Shown:
                                            ncols=3, width=4.6)
         charts.bars(t, ["3 containers", f"3 VMs ({accel})"],
                     [r.containers.ready_s, r.vms.ready_s], "seconds", "all three ready")
-        label = lambda k: charts.PART_LABELS.get(k, k)
-        charts.stacked(mem, {"3 containers": [(f"containers: {label(k)}", v) for k, v in
-                                              r.containers.memory_parts.items()],
-                             f"3 VMs ({accel})": [(f"VMs: {label(k)}", v) for k, v in
-                                                 r.vms.memory_parts.items()]},
+        def parts(who: str, memory) -> list:
+            # unsplit is a fallback, not a part: listed only where it was needed
+            return [(f"{who}: {charts.PART_LABELS[f.name]}", getattr(memory, f.name))
+                    for f in fields(memory)
+                    if f.name != "unsplit_mib" or memory.unsplit_mib is not None]
+        charts.stacked(mem, {"3 containers": parts("containers", r.containers.memory_parts),
+                             f"3 VMs ({accel})": parts("VMs", r.vms.memory_parts)},
                        "MiB, the three together", "memory in parts")
         charts.bars(cpu, ["3 containers", f"3 VMs ({accel})"],
                     [r.containers.cpu_percent_of_core, r.vms.cpu_percent_of_core],
@@ -205,7 +225,7 @@ def container_vs_vm(lesson, quick: bool = True) -> Shown:
     beside yours."""
     def make(side, facts):
         r = bench.container_vs_vm(lesson, quick=quick, side=side)
-        return Shown(r, charts.dashboard(r), bench.report(r).splitlines(), [])
+        return Shown(r, charts.dashboard(r), report(r).splitlines(), [])
     return _shown(lesson, make)
 
 
@@ -213,7 +233,7 @@ def published() -> "HTMLTable":
     """The published figures, each with its source's conditions (an escaped table)."""
     rows = [(f"{f['value']:g} {f['unit']}" + (" (at most)" if f.get("bound") == "upper" else ""),
              f["what"], f["conditions"], f["source"])
-            for f in bench.published()["published"]["figures"]]
+            for f in reference.published()["figures"]]
     return HTMLTable(html_table(["figure", "what", "measured under", "source"], rows))
 
 

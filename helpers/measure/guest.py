@@ -372,10 +372,10 @@ class VM:
                  initrd: Path | None = None, at_once: int = 1,
                  ready_deadline_s: float | None = None, retry: bool = True):
         from dataclasses import replace
-        self.kit = kit or vmkit.kit(lesson)
+        self.kit = kit or vmkit.kit(lesson=lesson)
         if initrd is not None:
             self.kit = replace(self.kit, initrd=Path(initrd))
-        self.accel = accel or vmkit.accelerator(self.kit, lesson).name
+        self.accel = accel or vmkit.accelerator(self.kit, lesson=lesson).name
         self.memory_mib, self.disk, self.at_once, self.retry = memory_mib, disk, at_once, retry
         self.argv = argv or command(self.kit, self.accel, script, memory_mib, disk)
         self.deadline_s = ready_deadline_s or deadline_for(self.accel, self.kit.where, at_once)

@@ -24,6 +24,8 @@ from typing import NamedTuple
 
 import psutil
 
+from helpers.course.engine import container_create_args
+
 MIB = 2**20
 KIB_PER_MIB = 1024
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -499,14 +501,10 @@ def visible_pid(container) -> int | None:
 
 def _create(lesson, image: str, script: str, **create):
     """`client.containers.create(...)` without the inspect it adds (one round trip fewer),
-    so that the SDK path pays what `docker run` pays: create, attach, start.
-
-    docker-py's private seam `_create_container_args` is used here only (docker>=7,<8)."""
-    from docker.models.containers import _create_container_args
+    so that the SDK path pays what `docker run` pays: create, attach, start."""
     client = lesson.client
-    args = _create_container_args({"image": image, "command": ["sh", "-c", script],
-                                   "version": client.api._version,
-                                   "labels": lesson.labels, **create})
+    args = container_create_args(client, image, ["sh", "-c", script], labels=lesson.labels,
+                                 **create)
     created = client.api.create_container(**args)
     return client.containers.prepare_model({"Id": created["Id"]})
 

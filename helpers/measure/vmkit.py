@@ -227,6 +227,24 @@ def build_initramfs(kernel: Path | None = None, busybox: Path | None = None,
                            cached=directory is None)
 
 
+def image_initramfs(image: str, *, lesson) -> Path:
+    """A guest made of `image`'s own files (07: the same image on the engine and in a VM): they
+    are copied out as `docker create` + `docker export` do, from a container that never
+    starts, once per image ID. Pass it to `VM(..., initrd=...)`."""
+    client = lesson.client
+    image_id = client.images.get(image).id
+
+    def export() -> bytes:
+        container = client.containers.create(image_id, ["true"], labels=lesson.labels,
+                                             network_mode="none")
+        try:
+            return b"".join(container.export())
+        finally:
+            container.remove(force=True)
+
+    return initramfs.from_image_files(export, VM_CACHE, f"from-{image_id.split(':')[-1][:12]}")
+
+
 _HOST_KITS: dict = {}
 
 
@@ -282,7 +300,7 @@ def _extract(lesson, image_ref: str, folder: Path) -> None:
     part.replace(folder)
 
 
-def image_kit(lesson=None) -> VmKit:
+def image_kit(*, lesson) -> VmKit:
     """QEMU and kernel from the course's VM image; the initramfs is built here from its
     busybox. The first use per image copies the pieces out through a container of `lesson`."""
     from docker.errors import DockerException, ImageNotFound
@@ -290,6 +308,7 @@ def image_kit(lesson=None) -> VmKit:
     from helpers.course.engine import EngineUnavailable, connect
     image_ref = ref(VM_IMAGE)
     try:
+        # Reading needs no lesson; copying the pieces out does (kit_labels says so).
         client = lesson.client if lesson is not None else connect(timeout=60)
         image = client.images.get(image_ref)
     except EngineUnavailable as exc:
@@ -323,22 +342,39 @@ def image_kit(lesson=None) -> VmKit:
     return found
 
 
-def kit(lesson=None) -> VmKit:
+def kit(*, lesson) -> VmKit:
     """QEMU, kernel and initramfs: from this machine where it has them, else from the course's
     VM image; VmUnavailable (saying both ways out) when neither is there. `lesson` labels and
     records the container that copies the image's pieces out, the first time only."""
     chosen = mode()
     if chosen == "host" or (chosen == "" and find_qemu() and find_kernel() and find_busybox()):
         return host_kit()
-    return image_kit(lesson)
+    return image_kit(lesson=lesson)
 
 
-def available(lesson=None) -> bool:
+def available() -> bool:
+    """Whether a VM can be had here, asked without making anything: QEMU, a kernel and busybox
+    on this machine, else the course's VM image on the engine (as `kit()` would choose)."""
     try:
-        kit(lesson)
-        return True
-    except (VmUnavailable, OSError):
+        chosen = mode()
+    except VmUnavailable:
         return False
+    if chosen != "image" and find_qemu() and find_kernel() and find_busybox():
+        return True
+    if chosen == "host":
+        return False
+    from helpers.course.engine import connect
+    try:
+        client = connect(timeout=10)
+    except Exception:   # no engine: no VM image either
+        return False
+    try:
+        client.images.get(ref(VM_IMAGE))
+        return True
+    except Exception:
+        return False
+    finally:
+        client.close()
 
 
 # ---------------------------------------------------------------- the accelerator
@@ -373,7 +409,7 @@ def kvm_unusable_reason(dev: Path = Path("/dev/kvm"),
     return ""
 
 
-def probe_kvm(k: VmKit | None = None, lesson=None,
+def probe_kvm(k: VmKit | None = None, *, lesson,
               watchdog_s: float = PROBE_WATCHDOG_S) -> tuple[bool, str]:
     """Boot a probe guest with KVM; it must print the ready marker before the watchdog fires."""
     from helpers.measure.guest import VM
@@ -381,7 +417,7 @@ def probe_kvm(k: VmKit | None = None, lesson=None,
     if reason:
         return False, reason
     try:
-        with VM(lesson=lesson, kit=k or kit(lesson), accel="kvm", retry=False,
+        with VM(lesson=lesson, kit=k or kit(lesson=lesson), accel="kvm", retry=False,
                 ready_deadline_s=watchdog_s) as probe:
             seconds = probe.wait_ready()
     except TimeoutError:
@@ -395,7 +431,7 @@ def probe_kvm(k: VmKit | None = None, lesson=None,
 _ACCEL: dict[str, Accelerator] = {}
 
 
-def accelerator(k: VmKit | None = None, lesson=None, refresh: bool = False) -> Accelerator:
+def accelerator(k: VmKit | None = None, *, lesson, refresh: bool = False) -> Accelerator:
     """KVM if it really boots a guest here, else TCG, with the reason. Asked once per kit: the
     answer is kept on disk, and where the machine itself says why KVM cannot work no guest is
     booted at all. On the image side a probe runs in a container of `lesson`."""
@@ -405,7 +441,7 @@ def accelerator(k: VmKit | None = None, lesson=None, refresh: bool = False) -> A
     reason = kvm_unusable_reason()
     if reason:
         return Accelerator("tcg", reason)
-    k = k or kit(lesson)
+    k = k or kit(lesson=lesson)
     key = f"{platform.release()}|{k.qemu_version}|{k.kernel_version}|{MACHINE}|{k.where}|{k.image}"
     if key in _ACCEL and not refresh:
         return _ACCEL[key]
@@ -418,7 +454,7 @@ def accelerator(k: VmKit | None = None, lesson=None, refresh: bool = False) -> A
             return _ACCEL[key]
     except (OSError, ValueError, KeyError):
         pass
-    ok, why = probe_kvm(k, lesson)
+    ok, why = probe_kvm(k, lesson=lesson)
     _ACCEL[key] = Accelerator("kvm" if ok else "tcg", why)
     VM_CACHE.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"key": key, "name": _ACCEL[key].name, "reason": why}))
