@@ -74,7 +74,6 @@ CHANGES = [
     ("/var/lib/dockercourse/", "the course's engine"),
     ("/run/dockercourse/", "the course's engine"),
     ("/var/log/dockercourse/", "the course's engine"),
-    ("/etc/docker/key.json", "the course's engine"),   # Engine 20.10's trust key
     ("~/.cache/pip/", "pip's cache"),
     ("/var/lib/apt/", "apt's package lists"),
     ("/var/cache/apt/", "apt's package lists"),

@@ -1,5 +1,6 @@
 """JupyterLab in a real Chromium: notebook 00 opens without a kernel dialog, runs, and its
-preflight panel shows every line green but KVM."""
+preflight panel shows every line green but KVM; every lesson runs and its widgets render; the
+stack panel's Up and the health panel's Break/Heal answer clicks in the page."""
 import json
 import re
 import os
@@ -145,6 +146,126 @@ def test_lesson_runs_in_jupyterlab_and_its_widgets_render(lab, client, kit, name
     assert "Traceback" not in text
     assert "Error displaying widget" not in text and "Loading widget..." not in text
     assert widgets > 0, "no button of any panel rendered"
+
+
+def cell_index(name: str, text: str) -> int:
+    """The index of the notebook's first cell whose source holds `text`."""
+    cells = json.loads((ROOT / "notebooks" / name).read_text())["cells"]
+    return next(i for i, c in enumerate(cells) if text in "".join(c["source"]))
+
+
+def run(page, command: str, index: int, timeout_s: float) -> None:
+    """Make cell `index` the active one and run a notebook command on it ('notebook:run-cell',
+    'notebook:run-all-above'); wait until every cell it started has answered, and fail if one
+    of them raised."""
+    page.evaluate(
+        "([command, index]) => { window.__ran = null;"
+        " const nb = window.jupyterapp.shell.currentWidget.content;"
+        " nb.activeCellIndex = index; nb.deselectAll();"
+        " window.jupyterapp.commands.execute(command)"
+        "   .then(ok => { window.__ran = ok; }, err => { window.__ran = String(err); }); }",
+        [command, index])
+    page.wait_for_function("() => window.__ran !== null", timeout=timeout_s * 1000)
+    assert page.evaluate("() => window.__ran") is True, \
+        f"{command} at cell {index}: " + "\n".join(
+            page.locator(".jp-OutputArea-output").all_inner_texts())[-1500:]
+
+
+def column(panel, service: str, header: str):
+    """One cell of a panel's table (an html_table): the row of `service`, the column `header`.
+    Waits for the table: a panel may draw it only after its first refresh."""
+    panel.locator("th").first.wait_for(timeout=90_000)
+    headers = [h.strip() for h in panel.locator("th").all_inner_texts()]
+    first = panel.page.locator("td:first-child", has_text=re.compile(f"^{service}$"))
+    return panel.locator("tr", has=first).locator("td").nth(headers.index(header))
+
+
+def click_panel(lab, name: str, panel_cell: str, hook: str, clicks) -> None:
+    """Open the lesson, run its cells down to the one that shows the panel (`panel_cell` is in
+    its source), do `clicks(page, panel)` in the page, then run the lesson's clean-up cell.
+    The stack goes down in any case.
+
+    The panels' buttons are found by their class (`{hook}-NAME`): an ipywidgets button with an
+    icon has the icon's glyph in its accessible name ("\\uf04b Up"), so a role and an exact
+    name find nothing, and a loose name finds JupyterLab's own buttons ("Upload Files")."""
+    from playwright.sync_api import sync_playwright
+    from helpers.course.compose import down_project
+    base, token = lab
+    ARTIFACTS.mkdir(exist_ok=True)
+    project = f"course{name[:2]}"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            open_notebook(page, base, token, name)
+            try:
+                run(page, "notebook:run-all-above", cell_index(name, panel_cell) + 1, 180)
+                panel = page.locator(".jp-OutputArea-output", has=page.locator(f".{hook}-up"))
+                panel.scroll_into_view_if_needed()
+                clicks(page, panel)
+                run(page, "notebook:run-cell", cell_index(name, "lesson.clean_up()"), 60)
+            finally:
+                page.screenshot(path=str(ARTIFACTS / f"{name[:2]}-clicked.png"), full_page=True)
+                page.evaluate("window.jupyterapp.commands.execute('kernelmenu:shutdown')")
+                browser.close()
+    finally:
+        down_project(project)
+
+
+def test_stack_panel_up_clicked_in_the_page_runs_the_stack(lab, client, kit):
+    """05: the learner presses Up in the page; the panel's table shows both services running,
+    as the engine reports them; Down takes the project away."""
+    from playwright.sync_api import expect
+
+    def clicks(page, panel):
+        started = time.monotonic()
+        panel.locator(".dockercourse-stack-up").click()
+        for service in ("redis", "web"):
+            expect(column(panel, service, "state")).to_have_text("running", timeout=90_000)
+        expect(panel).to_contain_text("course05 is up: 2 container(s)", timeout=30_000)
+        panel.screenshot(path=str(ARTIFACTS / "05-stack-up.png"))
+        up = client.containers.list(filters={"label": "com.docker.compose.project=course05"})
+        assert sorted(c.labels["com.docker.compose.service"] for c in up) == ["redis", "web"]
+        panel.locator(".dockercourse-stack-down").click()
+        expect(panel).to_contain_text("course05 is down", timeout=60_000)
+        expect(column(panel, "web", "state")).to_have_text("not created")
+        from test_notebooks import note_time
+        note_time("browser-clicks", "05-compose.ipynb", time.monotonic() - started)
+
+    click_panel(lab, "05-compose.ipynb", "StackPanel(stack)", "dockercourse-stack", clicks)
+    assert not client.containers.list(
+        all=True, filters={"label": "com.docker.compose.project=course05"})
+
+
+def test_health_toggle_clicked_in_the_page_breaks_and_heals_redis(lab, client, kit):
+    """06: Up, then Break redis in the page: the panel's table turns it unhealthy (the engine's
+    own health report), Heal brings it back to healthy; Down leaves nothing."""
+    from playwright.sync_api import expect
+
+    def clicks(page, panel):
+        started = time.monotonic()
+        panel.locator(".dockercourse-health-up").click()
+        for service in ("redis", "web"):
+            expect(column(panel, service, "health")).to_have_text("healthy", timeout=90_000)
+        toggle = panel.locator(".dockercourse-health-toggle")
+        expect(toggle).to_have_text("Break redis")
+        toggle.click()
+        expect(toggle).to_have_text("Heal redis", timeout=30_000)
+        expect(column(panel, "redis", "health")).to_have_text("unhealthy", timeout=30_000)
+        expect(column(panel, "redis", "state")).to_have_text("running")   # running, not working
+        toggle.click()
+        expect(toggle).to_have_text("Break redis", timeout=30_000)
+        expect(column(panel, "redis", "health")).to_have_text("healthy", timeout=30_000)
+        panel.screenshot(path=str(ARTIFACTS / "06-health-healed.png"))
+        panel.locator(".dockercourse-health-down").click()
+        expect(panel).to_contain_text("course06 is down", timeout=60_000)
+        from test_notebooks import note_time
+        note_time("browser-clicks", "06-healthchecks.ipynb", time.monotonic() - started)
+
+    click_panel(lab, "06-healthchecks.ipynb", "HealthPanel(stack)", "dockercourse-health",
+                clicks)
+    assert not client.containers.list(
+        all=True, filters={"label": "com.docker.compose.project=course06"})
 
 
 def test_terminal_talks_to_the_course_engine_with_compose_v2(lab, client, tmp_path):

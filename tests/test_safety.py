@@ -274,8 +274,9 @@ def test_changed_files_are_grouped_by_the_longest_prefix():
         packaged={"/usr/bin/qemu-system-x86_64"}, others=("/srv/",))
     assert groups["the creation record"] == [f"{home}/.cache/dockercourse/records/x.json"]
     assert groups["root file systems for offline images"] == [f"{home}/.cache/dockercourse/rootfs-a.tar"]
-    assert groups["the course's engine"] == ["/var/lib/dockercourse/26/x", "/etc/docker/key.json"]
+    assert groups["the course's engine"] == ["/var/lib/dockercourse/26/x"]
     assert groups[legs.PACKAGES_ENTRY] == ["/usr/bin/qemu-system-x86_64"]
-    assert groups["UNEXPLAINED"] == ["/usr/bin/not-packaged"]   # under /usr, but no package's
+    # under /usr but no package's; Engine 20.10's key belongs in its data-root, never in /etc
+    assert groups["UNEXPLAINED"] == ["/usr/bin/not-packaged", "/etc/docker/key.json"]
     assert any(k.startswith("not the course's: the system journal") for k in groups)
     assert any(k.endswith("(--not-ours)") for k in groups)

@@ -206,6 +206,8 @@ class HealthPanel(ProjectPanel):
             self.button("down", self.down, "Down (-v)", button_style="danger", icon="stop"),
             self.button("refresh", self.refresh, "Refresh", icon="refresh")])
         self.layout(header, buttons, self.bar, self.picture, self.table)
+        for name, button in self.buttons.items():   # a stable hook in the page (browser test)
+            button.add_class(f"dockercourse-health-{name}")
 
     # -- what the buttons do ------------------------------------------------------------
     def _target(self):

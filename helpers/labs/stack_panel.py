@@ -193,6 +193,8 @@ class StackPanel(ProjectPanel):
                                       icon="stop"),
                           self.button("refresh", self.refresh, "Refresh", icon="refresh")])
         self.layout(header, self.files, buttons, self.bar, self.graph, self.table)
+        for name, button in self.buttons.items():   # a stable hook in the page (browser test)
+            button.add_class(f"dockercourse-stack-{name}")
         self.guarded(self.refresh)
 
     def _use_files(self) -> None:
