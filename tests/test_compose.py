@@ -204,7 +204,7 @@ def test_a_missing_image_is_never_pulled_and_names_the_cell(tmp_path, client, le
 
 def test_a_missing_kit_image_names_the_set_up(tmp_path, client, lesson05):
     from helpers.course.compose import kit_advice
-    assert "helpers.course.images ensure --name redis" in kit_advice("redis:7-alpine")
+    assert "helpers.images ensure --name redis" in kit_advice("redis:7-alpine")
     assert kit_advice("course05.invalid/nothing") is None
 
 

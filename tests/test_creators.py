@@ -415,7 +415,9 @@ def _editor(lesson, kit, tmp_path):
 
 def _image_kit(lesson, kit, tmp_path, monkeypatch, start=False):
     """The VM image's side, copied out afresh (a container that never starts)."""
+    from helpers.course.images import ensure_images
     from helpers.measure import vmkit
+    ensure_images(lesson.client, names=["vmkit"], allow_pull=False)   # a kit image: it stays
     monkeypatch.setattr(vmkit, "VM_CACHE", tmp_path)
     monkeypatch.setattr(vmkit, "_IMAGE_KITS", {})
     monkeypatch.setenv("DOCKERCOURSE_VM", "image")

@@ -92,6 +92,7 @@ def test_course_engine_is_current_private_and_sealed(client):
                               capture_output=True).returncode == 0
 
 
+@pytest.mark.engine   # the course's own engine, found through its state file
 def test_course_engine_has_compose_v2_and_buildkit_in_its_cli():
     from helpers.course import own_engine
     state = course_engine()
@@ -120,6 +121,7 @@ def test_no_compose_v2_says_what_to_install(tmp_path, monkeypatch):
     assert line.ok is False and "Compose v2" in line.text and "docker-compose-plugin" in line.fix
 
 
+@pytest.mark.engine   # the course's own engine, found through its state file
 def test_a_second_engine_never_starts_beside_one_that_answers(tmp_path, monkeypatch):
     """A socket that answers and is not the course's: start refuses, and says why."""
     import os
@@ -134,6 +136,7 @@ def test_a_second_engine_never_starts_beside_one_that_answers(tmp_path, monkeypa
     assert own_engine.read_state().pid == state.pid   # the running engine was left alone
 
 
+@pytest.mark.engine   # the course's own engine, found through its state file
 def test_engine_command_status_and_env():
     course_engine()
     done = subprocess.run([sys.executable, "-m", "helpers.course.own_engine", "status"],

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.labs import explorer
+from helpers.course import layers as layer_model
 from helpers.course.engine import image_store
 from helpers.labs.explorer import ImageExplorer
 from helpers.course.layers import (Layer, SaveFormatError, files_per_layer, layer_files, layers, read_saved, shared_layers, step_line, which_layer)
@@ -39,7 +39,7 @@ def build(client, tag: str, dockerfile: str, files: dict | None = None, legacy: 
 
 def forget_reads():
     """Drop what the explorer has read, so the next call reads the engine again."""
-    for cache in (explorer._CONFIGS, explorer._SAVED, explorer._FILES_CACHE):
+    for cache in (layer_model._CONFIGS, layer_model._SAVED, layer_model._FILES_CACHE):
         cache.clear()
 
 
@@ -209,7 +209,7 @@ def test_a_layout_this_reader_cannot_take_says_so():
 def test_this_engine_saves_a_layout_we_read(client, images):
     """What the running engine's `docker save` writes (the OCI layout from Engine 25 on)."""
     image = client.images.get(MYSTERY)
-    with explorer._save_stream(client, image.id) as stream:
+    with layer_model._save_stream(client, image.id) as stream:
         saved = read_saved(stream, image.attrs["RootFS"]["Layers"])
     major = int(client.version()["Version"].split(".")[0])
     assert saved.layout == ("oci" if major >= 25 else "legacy")

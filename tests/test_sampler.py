@@ -113,5 +113,5 @@ def test_container_start_cgroup_shim_and_engine(lesson, kit):
     with pytest.raises(NotFound):
         lesson.client.containers.get(run.container.id)
     # Kept, so written into the record under the label's lesson (clean-up trusts the record).
-    assert run.container.id in record.entries(lesson.client, "containers", "97")
+    assert run.container.id in record.entries(lesson.client, "containers", lesson.nn)
     record.forget(lesson.client, "containers", [run.container.id])

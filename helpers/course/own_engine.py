@@ -105,6 +105,7 @@ class State:
     chains_before: dict = field(default_factory=dict)
     rules: list = field(default_factory=list)   # [table, chain, *spec] the course added
     cgroups: list = field(default_factory=list)
+    made: list = field(default_factory=list)    # host files and folders this engine made
 
     @property
     def host(self) -> str:
@@ -514,15 +515,13 @@ def start(instance: str = "26", sealed: bool = False, fresh: bool = False,
         f"log in {p['log']}")
     log = open(p["log"], "ab")
     args = [str(prefix(version) / "usr" / "sbin" / "dockerd"), "--config-file", str(p["config"])]
-    if version.startswith("20."):
-        # Engine 20.10 writes its identity key to /etc/docker/key.json unless told otherwise.
-        args += ["--deprecated-key-path", str(p["data_root"] / "key.json")]
     proc = subprocess.Popen(args,
                             env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                             start_new_session=True)
     state = State(instance, version, proc.pid, str(p["socket"]), sealed, time.time(),
                   ip_forward_before=ip_forward, forward_policy_before=policy,
-                  tables_before=tables, chains_before=chains, cgroups=cgroups)
+                  tables_before=tables, chains_before=chains, cgroups=cgroups,
+                  made=[str(f) for f in WRITES_OUTSIDE if not f.exists()])
     RUN.mkdir(parents=True, exist_ok=True)
     STATE.write_text(json.dumps(asdict(state), indent=2))
     deadline = time.monotonic() + wait_seconds
@@ -537,6 +536,20 @@ def start(instance: str = "26", sealed: bool = False, fresh: bool = False,
         state.rules = _add_rules(_egress_rules())
         STATE.write_text(json.dumps(asdict(state), indent=2))
     return state
+
+
+# Engine 20.10 writes its identity key to /etc/docker/key.json whatever its data-root (no flag
+# moves it); Engine 26 writes none. The course removes what was not there before it started.
+WRITES_OUTSIDE = [Path("/etc/docker/key.json"), Path("/etc/docker")]
+
+
+def _remove_made(made: list) -> None:
+    for name in made:                        # files first, then their folders if left empty
+        path = Path(name)
+        if path.is_file():
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
 
 
 def stop(wait_seconds: int = 40) -> bool:
@@ -574,6 +587,7 @@ def stop(wait_seconds: int = 40) -> bool:
     if state.ip_forward_before == "0":
         Path("/proc/sys/net/ipv4/ip_forward").write_text("0\n")
     _remove_cgroups(state.cgroups)
+    _remove_made(state.made)
     STATE.unlink(missing_ok=True)
     say(f"stopped Docker Engine {state.version} ({state.instance})")
     return True
