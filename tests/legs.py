@@ -108,6 +108,7 @@ NOT_THE_COURSES = [
     ("/var/lib/logrotate/", "logrotate's own state, written by its daily timer"),
     ("/run/", "the running system's state (a memory file system on most machines): gone at reboot"),
     ("/var/tmp/", "the system's temporary files"),
+    ("~/.npm/", "npm's own logs: the course runs no npm (Playwright's driver is not npm)"),
 ]
 
 
@@ -131,13 +132,25 @@ def packaged_since(stamp: Path) -> set:
     return files
 
 
+def workspace() -> tuple:
+    """The folder the checkout sits in, where CI keeps its own files beside it (`../shared`, its
+    logs): not the course's. Never the home folder or `/`, whose other files the course may write."""
+    parent, home = ROOT.parent, Path.home()
+    if parent in (home, Path("/")) or home.is_relative_to(parent) or \
+            any(parent.is_relative_to(Path(p.replace("~", str(home), 1))) for p, _ in CHANGES):
+        return ()
+    return (str(parent) + "/",)
+
+
 def group_changes(paths: list, packaged: set, others: tuple = ()) -> dict:
     """{README entry, or "not the course's: <reason>", or "UNEXPLAINED": [paths]}. `others`:
     prefixes that other programs on this machine write to meanwhile (`--not-ours`)."""
     home = str(Path.home())
     rules = [(p.replace("~", home, 1), entry) for p, entry in CHANGES] + \
-            [(p, f"not the course's: {why}") for p, why in NOT_THE_COURSES] + \
-            [(p, "not the course's: other programs on this machine (--not-ours)") for p in others]
+            [(p.replace("~", home, 1), f"not the course's: {why}") for p, why in NOT_THE_COURSES] + \
+            [(p, "not the course's: other programs on this machine (--not-ours)") for p in others] + \
+            [(p, "not the course's: the folder the checkout sits in (CI's own files)")
+             for p in workspace()]
     groups: dict = {}
     for path in paths:
         found = max((r for r in rules if path.startswith(r[0])), key=lambda r: len(r[0]),
