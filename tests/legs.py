@@ -99,6 +99,11 @@ CHANGES = [
 # counts only when dpkg lists it as a package's file; anything else there is unexplained.
 PACKAGED = ("/usr/", "/etc/", "/lib/", "/lib64/", "/bin/", "/sbin/", "/opt/")
 PACKAGES_ENTRY = "Debian packages `busybox-static`"
+# Where the install scripts (triggers) of packages refresh files that no package lists: font and
+# icon caches, ld.so.cache, certificates, mime databases. Counted only when packages were
+# installed during the run.
+REFRESHED = ("/var/cache/", "/var/lib/", "/usr/share/icons/", "/usr/share/mime/", "/etc/fonts/",
+             "/etc/ssl/certs/", "/usr/lib/x86_64-linux-gnu/gdk-pixbuf-2.0/")
 # Changed during a run, but by the machine itself, not by the course.
 NOT_THE_COURSES = [
     ("/var/log/journal/", "the system journal: every service logs there"),
@@ -109,6 +114,7 @@ NOT_THE_COURSES = [
     ("/run/", "the running system's state (a memory file system on most machines): gone at reboot"),
     ("/var/tmp/", "the system's temporary files"),
     ("~/.npm/", "npm's own logs: the course runs no npm (Playwright's driver is not npm)"),
+    ("~/.bash_history", "an interactive shell's history: the course runs bash only with -c"),
 ]
 
 
@@ -159,6 +165,8 @@ def group_changes(paths: list, packaged: set, others: tuple = ()) -> dict:
             key = found[1]
         elif path.startswith(PACKAGED) and path in packaged:
             key = PACKAGES_ENTRY
+        elif packaged and path.startswith(REFRESHED):
+            key = PACKAGES_ENTRY    # caches the install scripts of this run's packages refresh
         else:
             key = "UNEXPLAINED"
         groups.setdefault(key, []).append(path)
