@@ -130,6 +130,8 @@ def test_a_second_engine_never_starts_beside_one_that_answers(tmp_path, monkeypa
     other = tmp_path / "yours.sock"
     os.symlink(state.socket, other)
     monkeypatch.setenv("DOCKER_HOST", f"unix://{other}")
+    # Whatever start decides, it must never stop the engine the other tests are using.
+    monkeypatch.setattr(own_engine, "stop", lambda *a, **k: pytest.fail("start stopped the engine"))
     with pytest.raises(own_engine.EngineError) as err:
         own_engine.start("26")
     assert "already answers" in str(err.value)
