@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -118,6 +119,10 @@ NOT_THE_COURSES = [
 ]
 
 
+OWN_OUTPUT = "not the course's: where this run's own output is written (its log)"
+RUN_ID = uuid.uuid4().hex
+
+
 def changed_files(stamp: Path) -> list[str]:
     """Files and links outside the checkout (and /proc, /sys, /dev, /tmp) changed since `stamp`,
     on the root file system (`find / -xdev -newer STAMP`)."""
@@ -146,6 +151,25 @@ def workspace() -> tuple:
             any(parent.is_relative_to(Path(p.replace("~", str(home), 1))) for p, _ in CHANGES):
         return ()
     return (str(parent) + "/",)
+
+
+def run_marker() -> str:
+    """A line this run prints first, that no other output contains."""
+    return f"run {RUN_ID}, set-up begins"
+
+
+def output_of_this_run(paths: list, marker: str) -> list:
+    """Of `paths`, the files this run's own output went to, wherever whoever started it keeps
+    them (`./course test > ci.log`, `| tee ci.log`): the files whose first MiB holds `marker`."""
+    found = []
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                if marker.encode() in f.read(1 << 20):
+                    found.append(path)
+        except OSError:
+            continue
+    return found
 
 
 def group_changes(paths: list, packaged: set, others: tuple = ()) -> dict:
@@ -177,6 +201,12 @@ def report_changes(stamp: Path, others: tuple = ()) -> list:
     """Print the files changed outside the checkout, grouped by the README's entries; returns
     those that fall under none."""
     groups = group_changes(changed_files(stamp), packaged_since(stamp), others)
+    logs = output_of_this_run(groups.get("UNEXPLAINED", []), run_marker())
+    if logs:
+        groups[OWN_OUTPUT] = logs
+        rest = [p for p in groups.pop("UNEXPLAINED") if p not in logs]
+        if rest:
+            groups["UNEXPLAINED"] = rest
     say("files changed outside the checkout since set-up began, by the README's entries:")
     for key in sorted(groups, key=lambda k: (k == "UNEXPLAINED", k)):
         paths = groups[key]
@@ -254,6 +284,7 @@ def main(argv: list | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="dockercourse-test-"))
     stamp = workdir / "stamp"      # files changed after it are listed at the end
     stamp.touch()
+    say(run_marker())   # the file this line lands in holds the run's own output
 
     setup(env, "--no-engine")   # packages, kernel and engines fetched before any engine runs
     from helpers.course.setup import learner_engine

@@ -3,6 +3,8 @@
 exercise files a learner edited."""
 import html
 import re
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -283,3 +285,28 @@ def test_changed_files_are_grouped_by_the_longest_prefix():
     assert groups["UNEXPLAINED"] == ["/usr/bin/not-packaged", "/etc/docker/key.json"]
     assert any(k.startswith("not the course's: the system journal") for k in groups)
     assert any(k.endswith("(--not-ours)") for k in groups)
+
+
+@pytest.mark.parametrize("how", ["> {log} 2>&1", "2>&1 | tee {log} > /dev/null"])
+def test_the_file_a_run_writes_its_own_log_to_is_not_the_courses(tmp_path, how):
+    """CI keeps the output of `./course test` in a file of its own choosing, outside the
+    checkout: redirected, or through a pipe to `tee`. The listing of changed files names it,
+    and only it: another file changed meanwhile stays unexplained."""
+    log, other = tmp_path / "out" / "ci.log", tmp_path / "elsewhere.txt"
+    log.parent.mkdir()
+    other.write_text("run 0123, set-up begins\n")      # another run's marker
+    script = ("import sys; sys.path.insert(0, 'tests'); import legs; "
+              "legs.say(legs.run_marker()); "
+              f"legs.changed_files = lambda stamp: [{str(log)!r}, {str(other)!r}]; "
+              "legs.packaged_since = lambda stamp: set(); "
+              "print('left:', legs.report_changes(None))")
+    subprocess.run(["bash", "-c", f"{sys.executable} -c \"{script}\" " + how.format(log=log)],
+                   cwd=ROOT, check=True, timeout=60)
+    printed = log.read_text()
+    assert f"{legs_own_output()}: 1 files, e.g. {log}" in printed
+    assert f"left: ['{other}']" in printed
+
+
+def legs_own_output() -> str:
+    import legs
+    return legs.OWN_OUTPUT
