@@ -14,7 +14,7 @@ SMALL = {"containers": 2, "vms": 1, "memory_containers": 2, "memory_vms": 1, "wa
 
 @pytest.fixture(scope="module")
 def result(lesson, kit):
-    return bench.container_vs_vm(lesson, quick=True, counts=SMALL)
+    return bench.container_vs_vm(quick=True, counts=SMALL, lesson=lesson)
 
 
 @needs_vm
@@ -99,7 +99,7 @@ def test_json_has_every_documented_key_and_the_outputs(result, tmp_path):
 @needs_vm
 def test_notebook_part_is_one_call_with_a_figure(result, lesson, monkeypatch):
     monkeypatch.setattr(bench, "container_vs_vm", lambda lesson, quick, side: result)
-    shown = comparison.container_vs_vm(lesson)
+    shown = comparison.container_vs_vm(lesson=lesson)
     assert shown.figure is not None and not shown.problem
     html = shown._repr_html_()
     assert "<img" in html and "guest RAM" in html
@@ -108,14 +108,14 @@ def test_notebook_part_is_one_call_with_a_figure(result, lesson, monkeypatch):
 def test_without_a_vm_each_part_is_one_grey_line(lesson, monkeypatch):
     monkeypatch.setattr(comparison, "vm_side",
                         lambda lesson=None: machine.VmSide(None, None, "QEMU is missing here"))
-    shown = comparison.disk(lesson)
+    shown = comparison.disk(lesson=lesson)
     assert shown.figure is None and "QEMU is missing here" in shown.problem
     assert "●" in shown._repr_html_() and "Traceback" not in shown._repr_html_()
 
 
 @needs_vm
 def test_disk_footprint_is_one_call(lesson):
-    shown = comparison.disk(lesson, copies=4)
+    shown = comparison.disk(copies=4, lesson=lesson)
     d = shown.result
     assert shown.figure is not None and d.vm_kernel_mib > 1 and d.vm_initramfs_mib > 0.5
     assert d.vms_total_mib == pytest.approx(4 * (d.vm_kernel_mib + d.vm_initramfs_mib))
@@ -124,7 +124,7 @@ def test_disk_footprint_is_one_call(lesson):
 
 @needs_vm
 def test_sampler_costs_under_one_percent_of_a_core(lesson):
-    cost = bench.sampler_cost(lesson, machine.vm_side(lesson), hz=10, seconds=4)
+    cost = bench.sampler_cost(machine.vm_side(lesson=lesson), hz=10, seconds=4, lesson=lesson)
     assert cost.watched == 2 and 8 <= cost.rate_hz <= 11
     assert cost.overhead_percent_of_core <= 1.0
 
@@ -161,7 +161,7 @@ def test_instructors_command_writes_json(tmp_path, lesson, kit, capsys):
 
 @needs_vm
 def test_density_stops_at_the_budget_and_leaves_nothing(lesson):
-    d = bench.density(lesson, machine.vm_side(lesson), budget_mib=40, limit_s=20)
+    d = bench.density(machine.vm_side(lesson=lesson), budget_mib=40, limit_s=20, lesson=lesson)
     assert d.budget_mib == 40 and d.ksm_on in (True, False, None)
     for count, why in ((d.containers, d.containers_stopped_by), (d.vms, d.vms_stopped_by)):
         assert why in ("the 40 MiB budget", "20 s") or why.startswith("a refusal")

@@ -203,10 +203,10 @@ def public(name: str) -> bool:
 
 
 def _takes_lesson(fn) -> bool:
-    """`lesson` or `labels` as a parameter a caller must give and may name (no default)."""
+    """`lesson` or `labels` as a keyword a caller must give (keyword-only, no default)."""
     params = inspect.signature(fn).parameters
     return any(p.name in ("lesson", "labels") and p.default is inspect.Parameter.empty and
-               p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in params.values())
+               p.kind == p.KEYWORD_ONLY for p in params.values())
 
 
 def _class_takes_lesson(cls) -> bool:
@@ -285,7 +285,7 @@ def test_the_scanner_finds_a_creator_and_its_callers():
     assert "helpers.fake.reads" not in creating
     assert hits["helpers.fake.makes"] == ["volumes.create"]
     takes = lambda text: _takes_lesson(eval(f"lambda {text}: None"))
-    assert takes("client, *, lesson") and takes("lesson, image") and takes("*, labels")
+    assert takes("client, *, lesson") and takes("*, labels") and not takes("lesson, image")
     assert not takes("client, lesson=None") and not takes("client, nn=2")
 
 
@@ -427,22 +427,22 @@ def _image_kit(lesson, kit, tmp_path, monkeypatch, start=False):
         pytest.skip(f"no VM image: {exc}")
     if start:   # QEMU's container, with a command that boots nothing
         from helpers.measure.guest import ContainerQemu
-        qemu = ContainerQemu(k, lesson)
+        qemu = ContainerQemu(k, lesson=lesson)
         qemu.start(["qemu-system-x86_64", "--version"], "tcg", None)
         qemu.stop()
 
 
 def _volume_lab(lesson, kit, tmp_path):
     from helpers.labs.volumes import VolumeLab
-    lab = VolumeLab(lesson, volume="course99-creators-lab", folder=tmp_path)
+    lab = VolumeLab(volume="course99-creators-lab", folder=tmp_path, lesson=lesson)
     lab.run()
     assert lab.results
 
 
 def _browser(lesson, kit, tmp_path):
     from helpers.labs.volumes import VolumeBrowser, ensure_volume
-    ensure_volume(lesson, "course99-creators-b")
-    browser = VolumeBrowser(lesson, via="container")
+    ensure_volume("course99-creators-b", lesson=lesson)
+    browser = VolumeBrowser(via="container", lesson=lesson)
     browser.refresh()
     browser.choice.value = "course99-creators-b"
     browser.show_files()
@@ -485,30 +485,30 @@ CALLS = {
         _resolve("helpers.labs.preflight.Preflight")(lesson=lesson).run(),
     "helpers.labs.preflight.check_kvm": _call("helpers.labs.preflight.check_kvm",
                                               lesson=LESSON),
-    "helpers.labs.volumes.ensure_volume": _call("helpers.labs.volumes.ensure_volume", LESSON,
-                                                "course99-creators"),
-    "helpers.labs.volumes.run_fenced": _call("helpers.labs.volumes.run_fenced", LESSON,
-                                             ["true"]),
-    "helpers.labs.volumes.survival": _call("helpers.labs.volumes.survival", LESSON,
-                                           "named volume", volume="course99-creators-s"),
+    "helpers.labs.volumes.ensure_volume": _call("helpers.labs.volumes.ensure_volume",
+                                                "course99-creators", lesson=LESSON),
+    "helpers.labs.volumes.run_fenced": _call("helpers.labs.volumes.run_fenced", ["true"],
+                                             lesson=LESSON),
+    "helpers.labs.volumes.survival": _call("helpers.labs.volumes.survival", "named volume",
+                                           volume="course99-creators-s", lesson=LESSON),
     "helpers.labs.volumes.volume_files": lambda lesson, kit, tmp_path, **_: (
-        _resolve("helpers.labs.volumes.ensure_volume")(lesson, "course99-creators-f"),
-        _resolve("helpers.labs.volumes.volume_files")(lesson, "course99-creators-f",
-                                                      via="container")),
+        _resolve("helpers.labs.volumes.ensure_volume")("course99-creators-f", lesson=lesson),
+        _resolve("helpers.labs.volumes.volume_files")("course99-creators-f", via="container",
+                                                      lesson=lesson)),
     "helpers.labs.volumes.read_volume_file": lambda lesson, kit, tmp_path, **_: (
-        _resolve("helpers.labs.volumes.survival")(lesson, "named volume",
-                                                  volume="course99-creators-r"),
-        _resolve("helpers.labs.volumes.read_volume_file")(lesson, "course99-creators-r",
-                                                          "note.txt", via="container")),
+        _resolve("helpers.labs.volumes.survival")("named volume", volume="course99-creators-r",
+                                                  lesson=lesson),
+        _resolve("helpers.labs.volumes.read_volume_file")("course99-creators-r", "note.txt",
+                                                          via="container", lesson=lesson)),
     "helpers.labs.volumes.VolumeLab": lambda lesson, kit, tmp_path, **_:
         _volume_lab(lesson, kit, tmp_path),
     "helpers.labs.volumes.VolumeBrowser": lambda lesson, kit, tmp_path, **_:
         _browser(lesson, kit, tmp_path),
     "helpers.measure.sampler.container_workload": _call(
-        "helpers.measure.sampler.container_workload", LESSON, BUSYBOX, "echo hi; echo END",
-        "END"),
+        "helpers.measure.sampler.container_workload", BUSYBOX, "echo hi; echo END",
+        "END", lesson=LESSON),
     "helpers.measure.sampler.container_start_s": _call(
-        "helpers.measure.sampler.container_start_s", LESSON, BUSYBOX),
+        "helpers.measure.sampler.container_start_s", BUSYBOX, lesson=LESSON),
     "helpers.measure.sampler.cli_run_s": lambda lesson, kit, tmp_path, **_: _resolve(
         "helpers.measure.sampler.cli_run_s")(kit["busybox"], labels=lesson.labels),
     "helpers.measure.vmkit.kit": lambda lesson, kit, tmp_path, monkeypatch: _image_kit(

@@ -13,7 +13,7 @@ needs_vm = pytest.mark.skipif(not vm.available(), reason=vm.missing_advice())
 @needs_vm
 @pytest.mark.vm
 def test_run_both_shows_whose_kernel_each_side_booted(lesson):
-    panel = live_panel.LivePanel(lesson)
+    panel = live_panel.LivePanel(lesson=lesson)
     guess = prediction(panel)
     assert guess.reveal() is None                      # nothing measured yet
     result = panel.run()
@@ -30,6 +30,6 @@ def test_run_both_shows_whose_kernel_each_side_booted(lesson):
 def test_without_a_vm_the_panel_says_so_in_grey(lesson, monkeypatch):
     monkeypatch.setattr(live_panel, "vm_side",
                         lambda lesson=None: machine.VmSide(None, None, "QEMU is missing here"))
-    panel = live_panel.LivePanel(lesson)
+    panel = live_panel.LivePanel(lesson=lesson)
     assert panel.run() is None
     assert "QEMU is missing here" in panel.status.value and "●" in panel.status.value

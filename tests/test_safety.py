@@ -5,6 +5,7 @@ import html
 import re
 import subprocess
 import sys
+import textwrap
 import time
 import uuid
 from pathlib import Path
@@ -295,12 +296,22 @@ def test_the_file_a_run_writes_its_own_log_to_is_not_the_courses(tmp_path, how):
     log, other = tmp_path / "out" / "ci.log", tmp_path / "elsewhere.txt"
     log.parent.mkdir()
     other.write_text("run 0123, set-up begins\n")      # another run's marker
-    script = ("import sys; sys.path.insert(0, 'tests'); import legs; "
-              "legs.say(legs.run_marker()); "
-              f"legs.changed_files = lambda stamp: [{str(log)!r}, {str(other)!r}]; "
-              "legs.packaged_since = lambda stamp: set(); "
-              "print('left:', legs.report_changes(None))")
-    subprocess.run(["bash", "-c", f"{sys.executable} -c \"{script}\" " + how.format(log=log)],
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        sys.path.insert(0, "tests")
+        import legs
+        legs.say(legs.run_marker())
+        started = time.monotonic()      # a run reports half an hour after its first line
+        while legs.run_marker() not in Path({str(log)!r}).read_text() and \\
+                time.monotonic() - started < 10:
+            time.sleep(0.05)
+        legs.changed_files = lambda stamp: [{str(log)!r}, {str(other)!r}]
+        legs.packaged_since = lambda stamp: set()
+        print("left:", legs.report_changes(None))
+    """))
+    subprocess.run(["bash", "-c", f"{sys.executable} {script} " + how.format(log=log)],
                    cwd=ROOT, check=True, timeout=60)
     printed = log.read_text()
     assert f"{legs_own_output()}: 1 files, e.g. {log}" in printed

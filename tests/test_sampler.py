@@ -92,10 +92,10 @@ def test_a_plain_process_is_the_floor():
 
 
 def test_container_start_cgroup_shim_and_engine(lesson, kit):
-    run = measure.container_workload(lesson, kit["busybox"],
+    run = measure.container_workload(kit["busybox"],
                                      "echo hi; dd if=/dev/zero bs=1M count=4 2>/dev/null | "
                                      "md5sum >/dev/null; echo END; exec sleep 60", "END",
-                                     keep=True)
+                                     keep=True, lesson=lesson)
     try:
         assert run.lines == ["hi"] and run.start_s > 0
         pid = measure.visible_pid(run.container)

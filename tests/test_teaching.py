@@ -277,6 +277,56 @@ def test_01_layer_cli_and_sdk_answers_agree(client, fresh):
     ex.reset(client)
 
 
+def test_01_push_rejects_each_named_wrong_attempt_and_wrong_digests(client, fresh):
+    """Each wrong attempt on a fresh registry fails with its own reason; then the CLI answer,
+    and in the field: the image's ID and the configuration's digest fail, the digest passes.
+    Last, the SDK half on a fresh registry; clean-up leaves no name of the push behind."""
+    from helpers.course import registry
+    from helpers.course.cli import run
+    from helpers.exercises import ENTERED
+    from helpers.exercises.nb01 import (MYSTERY, PUSH_REPO, PUSH_SDK, PUSH_WRONG, PUSHED_NAME,
+                                        prepare_mystery, start_registry)
+    ex = fresh("01.push")
+    prepare_mystery(client)
+    said = {"tagged, never pushed": "is a name on your engine only",
+            "pushed without a tag": "holds course01/mystery:latest, not course01/mystery:1.0",
+            "another image under the name": "is another image"}
+    try:
+        for name, command in PUSH_WRONG.items():
+            start_registry(client)
+            run(command, echo=False)
+            result = run_check("01.push", client)
+            assert not result.passed and said[name] in str(result), (name, str(result))
+            ex.reset(client)
+        ex.solve(client)                                     # the answer's CLI half
+        address = start_registry(client)
+        pushed = registry.published(f"http://{address}", PUSH_REPO, "1.0")
+        image = client.images.get(MYSTERY)
+        wrong = {image.id: "not the digest of what was pushed",
+                 pushed.config: "not the digest of what was pushed",
+                 "": "the field is empty", "sha256:xyz": "is not a digest",
+                 "0123456789ab": "is not the digest of"}
+        for typed, text in wrong.items():
+            if typed and typed == pushed.digest:
+                continue    # containerd's image store: the image's ID is the pushed index's digest
+            ENTERED["01.push"] = typed
+            result = run_check("01.push", client)
+            assert not result.passed and text in str(result), (typed, str(result))
+        for typed in (pushed.digest, pushed.digest[7:19], f" {pushed.digest.upper()} "):
+            ENTERED["01.push"] = typed
+            assert run_check("01.push", client).passed, typed
+        ex.reset(client)
+        REGISTRY = start_registry(client)
+        exec(PUSH_SDK, {"client": client, "REGISTRY": REGISTRY})   # the answer's Python half
+        ENTERED["01.push"] = registry.published(f"http://{REGISTRY}", PUSH_REPO, "1.0").digest
+        assert run_check("01.push", client).passed
+    finally:
+        clean_up("01", client)
+    left = [t for img in client.images.list() for t in img.tags if PUSHED_NAME.fullmatch(t)]
+    assert not left and not [c for c in client.containers.list(all=True)
+                             if c.name == "course01-registry"]
+
+
 def test_02_webapp_rejects_plausible_wrong_ports_and_passes_the_sdk_answer(client, fresh):
     from helpers.course.cli import run
     from helpers.exercises.nb02 import ANSWER_SDK, NAME, WRONG, answer_port, build_webapp

@@ -93,7 +93,7 @@ def test_vm_boots_from_the_image_under_tcg(lesson, image_side):
 
 def test_container_vs_vm_on_the_image_side(lesson, image_side):
     small = {"containers": 1, "vms": 1, "memory_containers": 1, "memory_vms": 1, "warmup": 0}
-    result = bench.container_vs_vm(lesson, quick=True, counts=small)
+    result = bench.container_vs_vm(quick=True, counts=small, lesson=lesson)
     m, v, c = result.machine, result.memory_vm, result.cpu_vm
     assert (m.qemu_ran, m.qemu_image) == ("image", image_side)
     assert v.guest_ram_mib > 8 and v.shim_mib > 0 and v.engine_share_mib is not None

@@ -41,7 +41,7 @@ def text_of(html: str) -> str:
 # ------------------------------------------------------------ the volume lab
 
 def test_lab_shows_what_survives_a_containers_removal(lesson04, tmp_path):
-    lab = volumes.VolumeLab(lesson04, volume="course04-labtest", folder=tmp_path)
+    lab = volumes.VolumeLab(volume="course04-labtest", folder=tmp_path, lesson=lesson04)
     lab.text.value = "kept or not?"
     lab.buttons["run"].click()
     assert "✘" not in lab.status.value, text_of(lab.status.value)
@@ -63,7 +63,7 @@ def test_lab_shows_what_survives_a_containers_removal(lesson04, tmp_path):
 def test_lab_refuses_a_volume_name_with_forbidden_characters(lesson04, tmp_path):
     client = lesson04.client
     before, names = labelled_04(client), all_volume_names(client)
-    lab = volumes.VolumeLab(lesson04, volume="my data!", folder=tmp_path)
+    lab = volumes.VolumeLab(volume="my data!", folder=tmp_path, lesson=lesson04)
     lab.buttons["run"].click()
     message = text_of(lab.status.value)
     assert "'my data!' cannot name a volume" in message and "letters, digits" in message
@@ -76,7 +76,7 @@ def test_lab_refuses_a_bind_mount_of_a_missing_folder(lesson04, tmp_path):
     client = lesson04.client
     missing = tmp_path / "not-there"
     before, names = labelled_04(client), all_volume_names(client)
-    lab = volumes.VolumeLab(lesson04, volume="course04-labtest2", folder=missing)
+    lab = volumes.VolumeLab(volume="course04-labtest2", folder=missing, lesson=lesson04)
     lab.buttons["run"].click()
     message = text_of(lab.status.value)
     assert f"The folder {missing} does not exist" in message and "mkdir -p" in message
@@ -93,12 +93,12 @@ def test_check_bind_source_refuses_a_file(tmp_path):
 # ------------------------------------------------------------ the fenced helper container
 
 def test_helper_container_is_fenced_and_removed(lesson04):
-    code, out = volumes.run_fenced(lesson04, ["sh", "-c",
+    code, out = volumes.run_fenced(["sh", "-c",
                                               "cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
                                               "/sys/fs/cgroup/memory.max 2>/dev/null; "
                                               "cat /sys/fs/cgroup/pids/pids.max "
                                               "/sys/fs/cgroup/pids.max 2>/dev/null; "
-                                              "ip -o link 2>/dev/null | wc -l"])
+                                              "ip -o link 2>/dev/null | wc -l"], lesson=lesson04)
     numbers = out.split()
     assert str(32 * 2**20) in numbers and "32" in numbers[1:], out
     assert numbers[-1] == "1", "only the loopback interface: no network"
@@ -109,7 +109,7 @@ def test_helper_container_is_stopped_at_the_time_limit(lesson04, monkeypatch):
     monkeypatch.setenv("DOCKERCOURSE_FENCE_SECONDS", "2")
     started = time.monotonic()
     with pytest.raises(TimeoutError, match="longer than 2 s"):
-        volumes.run_fenced(lesson04, ["sleep", "30"])
+        volumes.run_fenced(["sleep", "30"], lesson=lesson04)
     assert time.monotonic() - started < 15
     assert not lesson04.client.containers.list(all=True, filters=label_filter(4))
 
@@ -139,8 +139,8 @@ def redis_with_anonymous_volume(lesson04):
 def test_browser_lists_volumes_and_reads_their_files(lesson04, redis_with_anonymous_volume,
                                                      via):
     server, anonymous = redis_with_anonymous_volume
-    volumes.ensure_volume(lesson04, "course04-browsed")
-    browser = volumes.VolumeBrowser(lesson04, via=via)
+    volumes.ensure_volume("course04-browsed", lesson=lesson04)
+    browser = volumes.VolumeBrowser(via=via, lesson=lesson04)
     rows = {r.name: r for r in browser.rows}
     assert rows["course04-browsed"].lesson == "04" and not rows["course04-browsed"].anonymous
     row = rows[anonymous]
@@ -171,8 +171,8 @@ def test_browser_lists_volumes_and_reads_their_files(lesson04, redis_with_anonym
 
 
 def test_browser_escapes_what_the_engine_says(lesson04):
-    volumes.ensure_volume(lesson04, "course04-x")
-    browser = volumes.VolumeBrowser(lesson04, via="host")
+    volumes.ensure_volume("course04-x", lesson=lesson04)
+    browser = volumes.VolumeBrowser(via="host", lesson=lesson04)
     lesson04.client.volumes.get("course04-x").remove()
     browser.choice.options = ["<b>course04-x</b>"]
     browser.choice.value = "<b>course04-x</b>"

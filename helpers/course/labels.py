@@ -117,7 +117,7 @@ def _clean(client: docker.DockerClient, nn: str | None, names: dict) -> CleanUpR
     gone = []
     existing = {c.id: c for c in client.containers.list(all=True, ignore_removed=True)}
     for c in existing.values():
-        if c.id in recorded["containers"] or c.name in names.get("containers", []) or \
+        if c.id in recorded["containers"] or asked(c.name, names.get("containers", [])) or \
                 (own(c.name) and c.labels.get(LABEL)):
             if _remove(report, "containers", c.name, lambda c=c: c.remove(force=True, v=True)):
                 gone.append(c.id)
@@ -127,7 +127,7 @@ def _clean(client: docker.DockerClient, nn: str | None, names: dict) -> CleanUpR
     gone = []
     existing = {n.id: n for n in client.networks.list()}
     for n in existing.values():
-        if n.id in recorded["networks"] or n.name in names.get("networks", []) or \
+        if n.id in recorded["networks"] or asked(n.name, names.get("networks", [])) or \
                 (own(n.name) and (n.attrs.get("Labels") or {}).get(LABEL)):
             if _remove(report, "networks", n.name, n.remove):
                 gone.append(n.id)
@@ -136,7 +136,7 @@ def _clean(client: docker.DockerClient, nn: str | None, names: dict) -> CleanUpR
     gone = []
     existing = {v.name: v for v in client.volumes.list()}
     for v in existing.values():
-        if v.name in recorded["volumes"] or v.name in names.get("volumes", []) or \
+        if v.name in recorded["volumes"] or asked(v.name, names.get("volumes", [])) or \
                 (own(v.name) and (v.attrs.get("Labels") or {}).get(LABEL)):
             if _remove(report, "volumes", v.name, lambda v=v: v.remove(force=True)):
                 gone.append(v.name)
@@ -144,6 +144,12 @@ def _clean(client: docker.DockerClient, nn: str | None, names: dict) -> CleanUpR
 
     _clean_images(client, report, recorded["images"], names.get("images", []), own)
     return report
+
+
+def asked(name: str, names: list) -> bool:
+    """`name` is one an exercise asked for: given as is, or matching a pattern given (a name
+    whose part is the learner's machine's, such as the port of lesson 01's registry)."""
+    return any(name == n if isinstance(n, str) else bool(n.fullmatch(name)) for n in names)
 
 
 def _clean_images(client, report, recorded: dict, tags_asked: list, own) -> None:
@@ -159,10 +165,10 @@ def _clean_images(client, report, recorded: dict, tags_asked: list, own) -> None
     for img in images.values():
         if img.id in recorded:
             continue
-        asked = [t for t in img.tags if t in tags_asked or
+        asked_tags = [t for t in img.tags if asked(t, tags_asked) or
                  (own(t) and (img.labels or {}).get(LABEL))]
-        if asked:
-            todo.append((img, asked))
+        if asked_tags:
+            todo.append((img, asked_tags))
     # Newest first: an image built FROM another course image goes before its parent.
     todo.sort(key=lambda pair: pair[0].attrs.get("Created", ""), reverse=True)
     for img, tags in todo:

@@ -1,14 +1,15 @@
-"""01-images: tag an image; find the layer that added a file; quiz on layers, tags, digests,
-registries and templates."""
+"""01-images: tag an image; find the layer that added a file; publish it in a registry and name
+its digest; quiz on layers, tags, digests, registries and templates."""
 from __future__ import annotations
 
 import re
 import tempfile
 from pathlib import Path
 
-from docker.errors import APIError, ImageNotFound
+from docker.errors import APIError, ImageNotFound, NotFound
 
 from . import ENTERED, Line, entered, exercise, question
+from helpers.course import registry
 from helpers.course.layers import layer_files, which_layer
 from helpers.course.images import ref
 from helpers.course.labels import labels
@@ -172,6 +173,20 @@ def _hex(text: str) -> str:
     return text[len("sha256:"):] if text.startswith("sha256:") else text
 
 
+def _typed_sha256(id: str, what: str, where: str) -> tuple:
+    """The hex digits typed into exercise `id`'s field, and a failing Line when they cannot be
+    `what` (a diff ID, a digest): empty, or not 12 to 64 hex digits."""
+    typed = _hex(entered(id))
+    if not typed:
+        return typed, Line(False, "the field is empty",
+                           f"type the first 12 hex digits (or all) of the {what}; {where}")
+    if not re.fullmatch(r"[0-9a-f]{12,64}", typed):
+        return typed, Line(False, f"{entered(id)!r} is not a {what}",
+                           f"a {what} is sha256: and 64 hex digits (0-9, a-f): type at least "
+                           "the first 12")
+    return typed, None
+
+
 def _blob_hex(blob: str) -> str:
     """'blobs/sha256/abc…' or 'abc…/layer.tar' → 'abc…'."""
     parts = [p for p in blob.split("/") if re.fullmatch(r"[0-9a-f]{64}", p)]
@@ -200,15 +215,10 @@ def check_layer(client) -> list:
     if image is None:
         return [first]
     lines = [first]
-    typed = _hex(entered("01.layer"))
     where = "the explorer's 'Find a file' tab names the layer and its diff ID"
-    if not typed:
-        return lines + [Line(False, "the field is empty",
-                             f"type the first 12 hex digits of the layer's diff ID; {where}")]
-    if not re.fullmatch(r"[0-9a-f]{12,64}", typed):
-        return lines + [Line(False, f"{entered('01.layer')!r} is not a diff ID",
-                             "a diff ID is sha256: and 64 hex digits (0-9, a-f): type at least "
-                             "the first 12")]
+    typed, wrong = _typed_sha256("01.layer", "diff ID", where)
+    if wrong:
+        return lines + [wrong]
     if _hex(image.id).startswith(typed):
         return lines + [Line(False, "that is the image's ID, not one of its layers' diff IDs",
                              f"docker image inspect -f '{{{{json .RootFS.Layers}}}}' {MYSTERY} "
@@ -236,6 +246,171 @@ def check_layer(client) -> list:
         f"did not put {SECRET_FILE} there")
     direction = "below" if target.index < layer.index else "above"
     return lines + [Line(False, said, f"the layer you want is {direction} this one; {where}")]
+
+
+# ---------------------------------------------------------------- exercise 3: a registry
+
+REGISTRY_CONTAINER, REGISTRY_VOLUME = "course01-registry", "course01-registry-data"
+PUSH_REPO, PUSH_TAG = "course01/mystery", "1.0"
+# The name pushed, whatever port the lesson's registry got (45000 or the next free one).
+PUSHED_NAME = re.compile(r"(127\.0\.0\.1|localhost):\d+/course01/mystery(:[\w.-]+)?")
+PUSH_CLI = f"""\
+docker tag {MYSTERY} "$REGISTRY/{PUSH_REPO}:{PUSH_TAG}"
+docker push "$REGISTRY/{PUSH_REPO}:{PUSH_TAG}"     # its last line: {PUSH_TAG}: digest: sha256:... size: ...
+docker images --digests "$REGISTRY/{PUSH_REPO}"
+"""
+PUSH_SDK = f"""\
+client.images.get({MYSTERY!r}).tag(f"{{REGISTRY}}/{PUSH_REPO}", {PUSH_TAG!r})
+for line in client.images.push(f"{{REGISTRY}}/{PUSH_REPO}", tag={PUSH_TAG!r}, stream=True, decode=True):
+    print(line.get("aux", ""))                    # {{'Tag': '{PUSH_TAG}', 'Digest': 'sha256:...', ...}}"""
+# Plausible wrong attempts the Check rejects (tests run each one, in a %%docker-like shell).
+PUSH_WRONG = {
+    "tagged, never pushed": f'docker tag {MYSTERY} "$REGISTRY/{PUSH_REPO}:{PUSH_TAG}"',
+    "pushed without a tag": f'docker tag {MYSTERY} "$REGISTRY/{PUSH_REPO}"\n'
+                            f'docker push "$REGISTRY/{PUSH_REPO}"',
+    "another image under the name": f'docker tag {ref("busybox")} "$REGISTRY/{PUSH_REPO}:{PUSH_TAG}"\n'
+                                    f'docker push "$REGISTRY/{PUSH_REPO}:{PUSH_TAG}"',
+}
+
+
+def registry_address(client) -> str | None:
+    """`127.0.0.1:PORT` of the lesson's registry container, if it runs."""
+    try:
+        container = client.containers.get(REGISTRY_CONTAINER)
+    except (NotFound, APIError):
+        return None
+    bound = (container.ports or {}).get("5000/tcp") or []
+    if container.status != "running" or not bound:
+        return None
+    return f"127.0.0.1:{bound[0]['HostPort']}"
+
+
+def start_registry(client) -> str:
+    """The lesson's registry as section 1 runs it (`docker run -d -p 127.0.0.1:PORT:5000 -v
+    course01-registry-data:/var/lib/registry registry:2`), if it is not running; its address,
+    also put in $REGISTRY for the shell."""
+    import os
+    from helpers.course.images import ensure_images
+    from helpers.course.ports import fetch, free_port
+    address = registry_address(client)
+    if address is None:
+        ensure_images(client, names=["registry"])
+        _remove_registry(client)
+        client.volumes.create(REGISTRY_VOLUME, labels=labels(1))
+        address = f"127.0.0.1:{free_port(45000)}"
+        client.containers.run(ref("registry"), name=REGISTRY_CONTAINER, detach=True,
+                              labels=labels(1), ports={"5000/tcp": tuple(address.split(":"))},
+                              volumes={REGISTRY_VOLUME: {"bind": "/var/lib/registry"}})
+        fetch(f"http://{address}/v2/", wait_seconds=10)
+    os.environ["REGISTRY"] = address
+    return address
+
+
+def _remove_registry(client) -> None:
+    for remove in (lambda: client.containers.get(REGISTRY_CONTAINER).remove(force=True, v=True),
+                   lambda: client.volumes.get(REGISTRY_VOLUME).remove(force=True)):
+        try:
+            remove()
+        except (NotFound, APIError):
+            pass
+
+
+def _reset_push(client) -> None:
+    """Every local name of the pushed repository, then the registry and what it stored."""
+    ENTERED.pop("01.push", None)
+    for image in client.images.list():
+        for tag in image.tags:
+            if PUSHED_NAME.fullmatch(tag):
+                _untag(client, tag)
+    _remove_registry(client)
+
+
+def _solve_push(client) -> None:
+    from helpers.course.cli import run
+    prepare_mystery(client)
+    address = start_registry(client)
+    run(PUSH_CLI, echo=False)
+    ENTERED["01.push"] = registry.published(f"http://{address}", PUSH_REPO, PUSH_TAG).digest
+
+
+def _not_pushed(client, address: str, held: list) -> Line:
+    local = [t for img in client.images.list() for t in img.tags
+             if t == f"{address}/{PUSH_REPO}:{PUSH_TAG}"]
+    if PUSH_TAG not in held and "latest" in held:
+        return Line(False, f"the registry holds {PUSH_REPO}:latest, not {PUSH_REPO}:{PUSH_TAG}",
+                    "a name pushed without a tag goes as :latest; the tag is the part after "
+                    "the last colon of the name you push")
+    if local:
+        return Line(False, f"{local[0]} is a name on your engine only: the registry holds "
+                           f"{'no ' + PUSH_REPO if not held else 'only the tags ' + ', '.join(held)}",
+                    "tagging names an image on your engine; a second command uploads it")
+    return Line(False, f"the registry at {address} holds no {PUSH_REPO}:{PUSH_TAG}"
+                       + (f" (its tags: {', '.join(held)})" if held else ""),
+                "an image goes to the registry its name begins with: give the image a name "
+                "that starts with the registry's address, then upload that name")
+
+
+@exercise(
+    id="01.push", title="Publish an image, and name it by its digest",
+    task=f"Publish <code>{MYSTERY}</code> in the lesson's registry (the one section 1 started, "
+         f"at <code>$REGISTRY</code>) as the repository <code>{PUSH_REPO}</code> with the tag "
+         f"<code>{PUSH_TAG}</code>. Then type into the field the digest the registry knows it "
+         "by. Careful: pushed without a tag, it lands as <code>latest</code>, which does not "
+         "pass; nor does another image under that name, nor the image's ID.",
+    hint="A push takes no registry address of its own: the image's name says where it goes, "
+         "so the name must start with the registry's address, as the cells in section 1 did "
+         "for course01.invalid/hello. A push ends by printing the manifest's digest; the "
+         "engine's image list can show digests too.",
+    answer="# in a terminal, or in a %%docker cell ($REGISTRY: the registry cell of section "
+           "1 sets it):\n" + PUSH_CLI + "# then type the digest (sha256:..., or its first 12 "
+           "hex digits) into the field\n\n# or in Python:\n" + PUSH_SDK,
+    solve=_solve_push, reset=_reset_push, entry="digest, e.g. sha256:3f2a9c1b7d4e",
+    names={"containers": [REGISTRY_CONTAINER], "volumes": [REGISTRY_VOLUME],
+           "images": [PUSHED_NAME]})
+def check_push(client) -> list:
+    image, first = _mystery_line(client)
+    if image is None:
+        return [first]
+    lines = [first]
+    address = registry_address(client)
+    if address is None:
+        return lines + [Line(False, f"the lesson's registry (container {REGISTRY_CONTAINER}) "
+                                    "is not running",
+                             "run the two cells under 'Registries: push and pull' in section "
+                             "1: they start it on 127.0.0.1 and set $REGISTRY")]
+    base = f"http://{address}"
+    try:
+        held = registry.tags(base, PUSH_REPO)
+        if PUSH_TAG not in held:
+            return lines + [_not_pushed(client, address, held)]
+        pushed = registry.published(base, PUSH_REPO, PUSH_TAG)
+    except registry.RegistryError as exc:
+        return lines + [Line(False, f"the registry did not answer as a registry does: {exc}",
+                             "run the registry cells of section 1 again: they start it afresh")]
+    layers = image.attrs["RootFS"]["Layers"]
+    if pushed.diff_ids != layers:
+        return lines + [Line(False, f"{PUSH_REPO}:{PUSH_TAG} in the registry is another image: "
+                                    f"its {len(pushed.diff_ids)} layer(s) are not the "
+                                    f"{len(layers)} of {MYSTERY}",
+                             f"give {MYSTERY} itself the registry's name, and push that name "
+                             "again: the tag then moves to it")]
+    lines.append(Line(True, f"{address}/{PUSH_REPO}:{PUSH_TAG} is {MYSTERY}: the same "
+                            f"{len(layers)} layers, uploaded"))
+    where = "the last line of the push says it; so does docker images --digests"
+    typed, wrong = _typed_sha256("01.push", "digest", where)
+    if wrong:
+        return lines + [wrong]
+    if _hex(pushed.digest).startswith(typed):
+        return lines + [Line(True, f"{pushed.digest[:19]}... names {PUSH_REPO}:{PUSH_TAG} for "
+                                   "good: a pull by that digest gets exactly this image, "
+                                   "wherever the tag moves")]
+    if _hex(pushed.config).startswith(typed) or _hex(image.id).startswith(typed):
+        return lines + [Line(False, "that is the image's ID (the sha256 of its configuration "
+                                    "on a classic engine), not the digest of what was pushed",
+                             "a registry names an image by its manifest's sha256, the digest: "
+                             + where)]
+    return lines + [Line(False, f"{typed[:12]} is not the digest of {PUSH_REPO}:{PUSH_TAG}",
+                         where)]
 
 
 # ---------------------------------------------------------------- quiz

@@ -38,7 +38,7 @@ class LiveResult:
 class LivePanel(Panel):
     """Press Run both (or call `panel.run()`); `panel.chart()` redraws the last run."""
 
-    def __init__(self, lesson, hz: float = 5):
+    def __init__(self, hz: float = 5, *, lesson):
         import ipywidgets as w
         super().__init__()
         self.lesson, self.hz = lesson, hz
@@ -78,7 +78,7 @@ class LivePanel(Panel):
 
     def _both(self) -> LiveResult | None:
         lesson = self.lesson
-        self.side = side = self.side or vm_side(lesson)
+        self.side = side = self.side or vm_side(lesson=lesson)
         if side.unavailable:
             self.say(None, f"No VM on this machine: {side.unavailable}",
                      "notebook 00's preflight says what is missing")
@@ -89,7 +89,7 @@ class LivePanel(Panel):
         container = guest = None
         bar = Progress(f"VM boot ({side.accel.name.upper()})", 1.0, widget=self.bar)
         try:
-            run = container_workload(lesson, ref("busybox"), script(hold=True), DONE, keep=True)
+            run = container_workload(ref("busybox"), script(hold=True), DONE, keep=True, lesson=lesson)
             container = run.container
             pid = visible_pid(container)
             group = Cgroup.of(pid) if pid else None

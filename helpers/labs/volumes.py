@@ -1,8 +1,8 @@
 """Where a container's data lives: its layer, a named volume, a bind mount, a tmpfs (04-volumes).
 
-    survival(lesson, "named volume", volume="course04-lab")  # write, docker rm, read again
-    VolumeLab(lesson)       # the four places side by side: what survived a container's removal
-    VolumeBrowser(lesson)   # the course's volumes: size, mount point, containers, files
+    survival("named volume", volume="course04-lab", lesson=lesson)  # write, docker rm, read again
+    VolumeLab(lesson=lesson)      # the four places side by side: what survived a removal
+    VolumeBrowser(lesson=lesson)  # the course's volumes: size, mount point, containers, files
 
 Files inside a volume are read on the host when the engine's folder is visible from here (a
 Linux engine run by this user), else through a small fenced helper container that mounts the
@@ -86,8 +86,8 @@ def remove_host_folders(lesson) -> list[Path]:
 
 # ---------------------------------------------------------------- a fenced container
 
-def run_fenced(lesson, command: list, image: str | None = None, environment: dict | None = None,
-               **create) -> tuple[int, str]:
+def run_fenced(command: list, image: str | None = None, environment: dict | None = None,
+               *, lesson, **create) -> tuple[int, str]:
     """Run a short busybox command under the course's fence (memory, processes, CPU, no network,
     a wall-clock limit), and remove the container: (exit code, its first 64 KiB of output)."""
     client = lesson.client
@@ -141,8 +141,8 @@ def mount_options(kind: str, volume: str = "", bind: Path | None = None) -> tupl
     raise BadInput(f"No kind {kind!r}: choose one of {', '.join(KINDS)}.")
 
 
-def survival(lesson, kind: str, volume: str = "course04-lab", bind: Path | str | None = None,
-             text: str = "written by the first container") -> Survival:
+def survival(kind: str, volume: str = "course04-lab", bind: Path | str | None = None,
+             text: str = "written by the first container", *, lesson) -> Survival:
     """Write `text` to /data/note.txt in one container, remove it (`docker rm -v`), and read
     /data/note.txt in a new container made with the same options."""
     text = (text or "").strip()[:NOTE_LIMIT] or "hello"
@@ -156,17 +156,17 @@ def survival(lesson, kind: str, volume: str = "course04-lab", bind: Path | str |
              "bind mount": f"in {bind}/{NOTE}, on this machine",
              "tmpfs": "in the first container's memory"}[kind]
     if kind == "named volume":
-        ensure_volume(lesson, volume)
+        ensure_volume(volume, lesson=lesson)
     write = ["sh", "-c", f'mkdir -p {TARGET} && printf "%s" "$NOTE" > {TARGET}/{NOTE}']
-    code, out = run_fenced(lesson, write, environment={"NOTE": text}, **opts)
+    code, out = run_fenced(write, environment={"NOTE": text}, **opts, lesson=lesson)
     if code != 0:
         raise RuntimeError(f"The first container could not write {TARGET}/{NOTE}: {out.strip()}")
     read = ["sh", "-c", f"cat {TARGET}/{NOTE} 2>/dev/null || echo -n '<nothing>'"]
-    _, found = run_fenced(lesson, read, **opts)
+    _, found = run_fenced(read, **opts, lesson=lesson)
     return Survival(kind, option, text, None if found == "<nothing>" else found, where)
 
 
-def ensure_volume(lesson, name: str):
+def ensure_volume(name: str, *, lesson):
     """The volume `name`, created with the lesson's label if it does not exist yet."""
     client = lesson.client
     try:
@@ -178,7 +178,7 @@ def ensure_volume(lesson, name: str):
 class VolumeLab(Panel):
     """Write → remove the container → a new container reads: for each place, side by side."""
 
-    def __init__(self, lesson, volume: str = "course04-lab", folder: Path | None = None):
+    def __init__(self, volume: str = "course04-lab", folder: Path | None = None, *, lesson):
         import ipywidgets as w
         super().__init__()
         self.lesson = lesson
@@ -201,8 +201,8 @@ class VolumeLab(Panel):
         volume = check_volume_name(self.volume.value)
         folder = check_bind_source(self.folder.value)
         self.say(None, "running 8 containers, one after the other…")
-        self.results = [survival(self.lesson, kind, volume=volume, bind=folder,
-                                 text=self.text.value) for kind in KINDS]
+        self.results = [survival(kind, volume=volume, bind=folder,
+                                 text=self.text.value, lesson=self.lesson) for kind in KINDS]
         rows = [(r.kind, r.option, r.found if r.found is not None else "(nothing)",
                  "survived" if r.survived else "lost", r.where) for r in self.results]
         self.table.value = html_table(["place", "docker run option", "the new container read",
@@ -304,14 +304,14 @@ def _mount_ro(name: str) -> dict:
     return {"mounts": [Mount("/v", name, type="volume", read_only=True)], "read_only": True}
 
 
-def volume_files(lesson, name: str, via: str = "auto") -> tuple[list[FileRow], str]:
+def volume_files(name: str, via: str = "auto", *, lesson) -> tuple[list[FileRow], str]:
     """The files in volume `name` (at most 200) and how they were read ("host" or
     "helper container")."""
     volume = lesson.client.volumes.get(name)
     mountpoint = volume.attrs.get("Mountpoint", "")
     if via == "host" or (via == "auto" and host_can_read(mountpoint)):
         return _host_files(Path(mountpoint)), "host"
-    code, out = run_fenced(lesson, ["sh", "-c", _LIST], **_mount_ro(name))
+    code, out = run_fenced(["sh", "-c", _LIST], **_mount_ro(name), lesson=lesson)
     if code != 0:
         raise RuntimeError(f"The helper container could not list the volume: {out.strip()}")
     rows = []
@@ -323,7 +323,7 @@ def volume_files(lesson, name: str, via: str = "auto") -> tuple[list[FileRow], s
     return rows, "helper container"
 
 
-def read_volume_file(lesson, name: str, path: str, via: str = "auto") -> bytes:
+def read_volume_file(name: str, path: str, via: str = "auto", *, lesson) -> bytes:
     """The first 4 KiB of a file in volume `name`."""
     rel = _relative(path)
     volume = lesson.client.volumes.get(name)
@@ -335,8 +335,8 @@ def read_volume_file(lesson, name: str, path: str, via: str = "auto") -> bytes:
             raise BadInput(f"There is no file {rel} in the volume {name}.")
         with open(full, "rb") as f:
             return f.read(READ_LIMIT)
-    code, out = run_fenced(lesson, ["sh", "-c", f'[ -f "/v/$P" ] && head -c {READ_LIMIT} "/v/$P"'],
-                           environment={"P": rel}, **_mount_ro(name))
+    code, out = run_fenced(["sh", "-c", f'[ -f "/v/$P" ] && head -c {READ_LIMIT} "/v/$P"'],
+                           environment={"P": rel}, **_mount_ro(name), lesson=lesson)
     if code != 0:
         raise BadInput(f"There is no file {rel} in the volume {name}.")
     return out.encode()
@@ -345,7 +345,7 @@ def read_volume_file(lesson, name: str, path: str, via: str = "auto") -> bytes:
 class VolumeBrowser(Panel):
     """The course's volumes (`docker volume ls` + `docker system df -v`), and inside one."""
 
-    def __init__(self, lesson, via: str = "auto"):
+    def __init__(self, via: str = "auto", *, lesson):
         import ipywidgets as w
         super().__init__()
         self.lesson, self.via = lesson, via
@@ -379,7 +379,7 @@ class VolumeBrowser(Panel):
     def show_files(self) -> list[FileRow]:
         if not self.choice.value:
             raise BadInput("Choose a volume first (Refresh lists them).")
-        self.files, how = volume_files(self.lesson, self.choice.value, self.via)
+        self.files, how = volume_files(self.choice.value, self.via, lesson=self.lesson)
         self.inside.value = html_table(["path", "type", "size"],
                                        [(f.path, f.kind, human_bytes(f.size_bytes))
                                         for f in self.files])
@@ -390,7 +390,7 @@ class VolumeBrowser(Panel):
     def read(self) -> bytes:
         if not self.choice.value:
             raise BadInput("Choose a volume first (Refresh lists them).")
-        data = read_volume_file(self.lesson, self.choice.value, self.path.value, self.via)
+        data = read_volume_file(self.choice.value, self.path.value, self.via, lesson=self.lesson)
         self.inside.value = (f"<pre style='max-height:20em;overflow:auto'>"
                              f"{html.escape(data.decode(errors='replace'))}</pre>")
         self.say(True, f"the first {len(data)} bytes of {_relative(self.path.value)}")

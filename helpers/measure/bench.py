@@ -69,7 +69,7 @@ def said(lines: list, key: str) -> str:
 
 def _both_sides(lesson, side: VmSide | None):
     """(lesson, VM side) for a scenario that needs a VM: VmUnavailable says why not."""
-    side = side or vm_side(lesson)
+    side = side or vm_side(lesson=lesson)
     if side.unavailable:
         raise vmkit.VmUnavailable(side.unavailable)
     return lesson, side
@@ -94,8 +94,8 @@ def _engine_cpu(engine) -> dict:
 def _container_start(lesson, image: str, engine) -> _ContainerStart:
     """One `docker run` on the default bridge with its whole CPU bill."""
     before = _engine_cpu(engine)
-    run = container_workload(lesson, image, script(hold=True), DONE, keep=True,
-                             then=lambda: _engine_cpu(engine))
+    run = container_workload(image, script(hold=True), DONE, keep=True,
+                             then=lambda: _engine_cpu(engine), lesson=lesson)
     try:
         after = run.then
         pid = visible_pid(run.container)
@@ -206,8 +206,8 @@ class _Tally:
                                              if engine else ""))
 
 
-def startup_and_cpu(lesson, side: VmSide, containers: int, vms: int, warmup: int = 1,
-                    image: str | None = None, progress=None):
+def startup_and_cpu(side: VmSide, containers: int, vms: int, warmup: int = 1,
+                    image: str | None = None, progress=None, *, lesson):
     """The start-up ladder and each side's CPU bill: every rung run `warmup` times first, then
     interleaved run by run (a VM run after every few container runs), so that the machine's
     drift hits both sides alike. Returns (Ladder, ContainerCpu, VmCpu, outputs, notes)."""
@@ -238,7 +238,7 @@ def startup_and_cpu(lesson, side: VmSide, containers: int, vms: int, warmup: int
         if measured:
             tally.runs["process"].add(seconds, meter.read())
         meter = ConditionMeter()
-        seconds = container_workload(lesson, image, script(), DONE, network_mode="none").start_s
+        seconds = container_workload(image, script(), DONE, network_mode="none", lesson=lesson).start_s
         if measured:
             tally.runs["none"].add(seconds, meter.read())
         meter = ConditionMeter()
@@ -291,8 +291,8 @@ def _share(before: float | None, after: float | None, n: int) -> float | None:
     return None if before is None or after is None else max(0.0, (after - before) / n)
 
 
-def container_memory(lesson, n: int, image: str | None = None, progress=None,
-                     attempts: int = 1, starts: Runs | None = None) -> ContainerMemory:
+def container_memory(n: int, image: str | None = None, progress=None,
+                     attempts: int = 1, starts: Runs | None = None, *, lesson) -> ContainerMemory:
     """Start `n` idle containers (the workload, then a sleep), measure each one's parts and
     what the host lost, then remove them. With `attempts` > 1, measure again while the rest of
     the machine's memory moved meanwhile (other programs starting or ending). `starts`
@@ -320,7 +320,7 @@ def _container_memory(lesson, n: int, image: str, progress, starts) -> Container
     try:
         for i in range(n):
             meter = ConditionMeter()
-            run = container_workload(lesson, image, script(hold=True), DONE, keep=True)
+            run = container_workload(image, script(hold=True), DONE, keep=True, lesson=lesson)
             running.append(run.container)
             if starts is not None:
                 starts.add(run.start_s, meter.read())
@@ -365,7 +365,7 @@ def _guest_used_mib(lines: list) -> float | None:
         return None
 
 
-def boot_all(lesson, side: VmSide, n: int, workload: str | None = None, progress=None) -> list:
+def boot_all(side: VmSide, n: int, workload: str | None = None, progress=None, *, lesson) -> list:
     """`n` guests booted a core's worth at a time (each batch's deadline grows with its size);
     returns them running, their workload done. The caller stops them."""
     batch = max(1, min(psutil.cpu_count() or 1, n))
@@ -386,7 +386,7 @@ def boot_all(lesson, side: VmSide, n: int, workload: str | None = None, progress
     return guests
 
 
-def vm_memory(lesson, side: VmSide, n: int, progress=None, attempts: int = 1) -> VmMemoryParts:
+def vm_memory(side: VmSide, n: int, progress=None, attempts: int = 1, *, lesson) -> VmMemoryParts:
     """Boot `n` VMs, measure each one's parts and what the host lost, then stop them. With
     `attempts` > 1, measure again while the rest of the machine's memory moved meanwhile."""
     for attempt in range(attempts):
@@ -396,12 +396,12 @@ def vm_memory(lesson, side: VmSide, n: int, progress=None, attempts: int = 1) ->
     return found
 
 
-def memory_of_each(lesson, side: VmSide, image: str | None = None,
-                   progress=None) -> MemoryOfEach:
+def memory_of_each(side: VmSide, image: str | None = None,
+                   progress=None, *, lesson) -> MemoryOfEach:
     """One container and one VM running the same workload, each one's memory in parts and what
     the host lost (lessons 01 and 03)."""
-    return MemoryOfEach(container_memory(lesson, 1, image, progress),
-                        vm_memory(lesson, side, 1, progress))
+    return MemoryOfEach(container_memory(1, image, progress, lesson=lesson),
+                        vm_memory(side, 1, progress, lesson=lesson))
 
 
 def _stopped(found: VmMemoryParts, guests: list, baseline: float) -> VmMemoryParts:
@@ -417,7 +417,7 @@ def _vm_memory(lesson, side: VmSide, n: int, progress=None):
     engine = engine_processes()
     baseline, kernel_before = _mem_available(), kernel_mib()
     engine_before = _engine_pss(engine)
-    guests = boot_all(lesson, side, n, progress=progress)
+    guests = boot_all(side, n, progress=progress, lesson=lesson)
     try:
         time.sleep(1.0)
         with_n, kernel_after = _mem_available(), kernel_mib()
@@ -440,9 +440,9 @@ def _vm_memory(lesson, side: VmSide, n: int, progress=None):
 
 # ---------------------------------------------------------------- density (instructors' run)
 
-def density(lesson, side: VmSide, budget_mib: int = DENSITY_BUDGET_MIB,
+def density(side: VmSide, budget_mib: int = DENSITY_BUDGET_MIB,
             limit_s: float = DENSITY_LIMIT_S, image: str | None = None,
-            progress=None) -> Density:
+            progress=None, *, lesson) -> Density:
     """How many idle containers, then idle VMs, fit in `budget_mib` of host memory (the drop
     in MemAvailable, shims and QEMU included). Each side stops at the budget, the first
     refusal, or `limit_s`."""
@@ -471,7 +471,7 @@ def density(lesson, side: VmSide, budget_mib: int = DENSITY_BUDGET_MIB,
 
     containers: list = []
     n_c, why_c = fill(lambda: containers.append(container_workload(
-        lesson, image, f"echo {READY}; echo {DONE}; exec sleep 3600", DONE, keep=True).container),
+        image, f"echo {READY}; echo {DONE}; exec sleep 3600", DONE, keep=True, lesson=lesson).container),
         lambda: [remove(c) for c in containers])
     guests: list = []
 
@@ -486,12 +486,12 @@ def density(lesson, side: VmSide, budget_mib: int = DENSITY_BUDGET_MIB,
 
 # ---------------------------------------------------------------- the sampler's own cost
 
-def sampler_cost(lesson, side: VmSide, hz: float = 10, seconds: float = 10,
-                 image: str | None = None) -> SamplerCost:
+def sampler_cost(side: VmSide, hz: float = 10, seconds: float = 10,
+                 image: str | None = None, *, lesson) -> SamplerCost:
     """The sampler's own CPU at `hz` while it watches two instances: a container (through its
     cgroup files) and a VM (QEMU's /proc files)."""
     image = image or ref("busybox")
-    run = container_workload(lesson, image, script(hold=True), DONE, keep=True)
+    run = container_workload(image, script(hold=True), DONE, keep=True, lesson=lesson)
     try:
         pid = visible_pid(run.container)
         with side.vm(script(), lesson=lesson) as guest:
@@ -521,7 +521,7 @@ def _commit() -> str:
     return done.stdout.strip() if done.returncode == 0 else "unknown"
 
 
-def container_vs_vm(lesson, *, quick: bool = True, counts: Counts | dict | None = None,
+def container_vs_vm(*, lesson, quick: bool = True, counts: Counts | dict | None = None,
                     side: VmSide | None = None, progress=None) -> ContainerVsVm:
     """Notebook 07's comparison, on equal terms: the start-up ladder, each side's CPU bill and
     memory in parts with N running, and (full run only) density and the sampler's cost.
@@ -531,7 +531,7 @@ def container_vs_vm(lesson, *, quick: bool = True, counts: Counts | dict | None 
     (a Counts, or a dict of the Counts fields to change)."""
     base = QUICK if quick else FULL
     counts = counts if isinstance(counts, Counts) else replace(base, **(counts or {}))
-    side = side or vm_side(lesson)
+    side = side or vm_side(lesson=lesson)
     if side.unavailable:
         raise vmkit.VmUnavailable(side.unavailable)
     facts = machine(lesson=lesson, side=side)
@@ -541,15 +541,15 @@ def container_vs_vm(lesson, *, quick: bool = True, counts: Counts | dict | None 
     bar = progress or Progress("container vs VM" + (" (quick)" if quick else ""), steps)
     try:
         ladder, cc, vc, outputs, notes = startup_and_cpu(
-            lesson, side, counts.containers, counts.vms, counts.warmup, progress=bar)
+            side, counts.containers, counts.vms, counts.warmup, progress=bar, lesson=lesson)
         tries = 1 if quick else 3   # the full run measures again while others move memory
-        cm = container_memory(lesson, counts.memory_containers, progress=bar, attempts=tries)
-        vmem = vm_memory(lesson, side, counts.memory_vms, progress=bar, attempts=tries)
+        cm = container_memory(counts.memory_containers, progress=bar, attempts=tries, lesson=lesson)
+        vmem = vm_memory(side, counts.memory_vms, progress=bar, attempts=tries, lesson=lesson)
         dens = sampler = None
         if not quick:
-            dens = density(lesson, side, progress=bar)
+            dens = density(side, progress=bar, lesson=lesson)
         if counts.sampler_s:
-            sampler = sampler_cost(lesson, side, seconds=counts.sampler_s)
+            sampler = sampler_cost(side, seconds=counts.sampler_s, lesson=lesson)
     except BaseException:
         if progress is None:
             bar.close("failed", ok=False)
@@ -580,7 +580,7 @@ def disk_footprint(copies: int = 10, *, lesson, app_image: str | None = None,
                    side: VmSide | None = None) -> DiskFootprint:
     """`docker image inspect` sizes against the VM's kernel and initramfs files (lesson 01)."""
     client = lesson.client
-    side = side or vm_side(lesson)
+    side = side or vm_side(lesson=lesson)
     if side.unavailable:
         raise vmkit.VmUnavailable(side.unavailable)
     base = client.images.get(ref("busybox"))
@@ -604,7 +604,7 @@ def many_containers_vs_vm(n: int = 5, hz: float = 10, *, lesson,
     starts = Runs()
     with Sampler(hz) as sampler, Progress(f"{n} containers, then 1 VM", n + 1) as bar:
         began = time.perf_counter()
-        cm = container_memory(lesson, n, progress=bar, starts=starts)
+        cm = container_memory(n, progress=bar, starts=starts, lesson=lesson)
         all_s = sum(starts.values)   # one after another: what starting all of them took
         done_t = time.perf_counter() - began
         vmem, guests, baseline = _vm_memory(lesson, side, 1)
@@ -672,7 +672,7 @@ def write_throughput(mib: int = 32, runs: int = 3, *, lesson,
     dd does not print its own speed), the same way on both sides.
     """
     import shutil
-    side = side or vm_side(lesson)
+    side = side or vm_side(lesson=lesson)
     image = ref("busybox")
     # A pause, then GO: the ready line reaches the host on its own, and the clock runs from
     # GO, printed just before dd, to the end marker, printed just after.
@@ -693,8 +693,8 @@ def write_throughput(mib: int = 32, runs: int = 3, *, lesson,
                 speeds = Runs()
                 for _ in range(runs):
                     meter = ConditionMeter()
-                    run = container_workload(lesson, image, script(dd.format(path=path)), DONE,
-                                             mark="GO", **extra)
+                    run = container_workload(image, script(dd.format(path=path)), DONE,
+                                             mark="GO", **extra, lesson=lesson)
                     if run.work_s > too_fast:
                         speeds.add(mib / run.work_s, meter.read())
                     bar.advance(1, caption=f"{name}: {mib / max(run.work_s, too_fast):.0f} MiB/s")
@@ -748,8 +748,8 @@ def stack(settle_s: float = 3, *, lesson,
             engine_pss0 = _engine_pss(engine)
             began = time.perf_counter()
             for name, cmd in STACK.items():
-                run = container_workload(lesson, image, f"echo {READY}; echo {DONE}; {cmd}",
-                                         DONE, keep=True, network=network.name, hostname=name)
+                run = container_workload(image, f"echo {READY}; echo {DONE}; {cmd}",
+                                         DONE, keep=True, network=network.name, hostname=name, lesson=lesson)
                 containers.append(run.container)
             up = time.perf_counter() - began
             pids = [visible_pid(c) for c in containers]
@@ -868,7 +868,7 @@ def main(argv: list | None = None, lesson=None) -> int:
     lesson = lesson or Lesson(7)   # the instructors' run is notebook 07's, recorded as such
     result = None
     try:
-        result = container_vs_vm(lesson, quick=args.quick)
+        result = container_vs_vm(quick=args.quick, lesson=lesson)
         written = write_outputs(result, Path(args.json), Path(args.out) if args.out else None)
         if args.reference:
             reference.REFERENCE.write_text(json.dumps(to_json(result), indent=2) + "\n")

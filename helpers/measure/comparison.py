@@ -3,13 +3,13 @@ it (`charts`), and show the figures beside the chart; or, where the VM side cann
 grey line saying what could not run and why.
 
     from helpers.measure import comparison
-    comparison.disk(lesson, app_image="course01.invalid/hello")     # 01
-    comparison.start_and_memory(lesson, n=5)                # 02
-    comparison.build_vs_provision(lesson)                   # 03
-    comparison.write_throughput(lesson)                     # 04
-    comparison.stack(lesson)                                # 05
-    comparison.recovery(lesson)                             # 06
-    comparison.container_vs_vm(lesson)                      # 07
+    comparison.disk(app_image="course01.invalid/hello", lesson=lesson)     # 01
+    comparison.start_and_memory(n=5, lesson=lesson)         # 02
+    comparison.build_vs_provision(lesson=lesson)            # 03
+    comparison.write_throughput(lesson=lesson)              # 04
+    comparison.stack(lesson=lesson)                         # 05
+    comparison.recovery(lesson=lesson)                      # 06
+    comparison.container_vs_vm(lesson=lesson)               # 07
     comparison.published()                                  # the literature, with conditions
 """
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _shown(lesson, make) -> Shown:
     """`make(side, facts)` → Shown, with the VM side and the machine found once; what the
     machine cannot do becomes the grey line."""
     try:
-        side = vm_side(lesson)
+        side = vm_side(lesson=lesson)
         return make(side, machine(lesson=lesson, side=side))
     except EXPECTED as exc:
         return Shown(problem=f"This comparison could not run here: {plain_words(exc)}")
@@ -75,12 +75,12 @@ def _memory_lines(c, v) -> list[str]:
 def _memory_of_each(lesson, side) -> MemoryOfEach:
     """One container and one VM running the same workload, measured in parts."""
     with Progress("memory: 1 container, then 1 VM", 2) as bar:
-        return bench.memory_of_each(lesson, side, progress=bar)
+        return bench.memory_of_each(side, progress=bar, lesson=lesson)
 
 
 # ---------------------------------------------------------------- 01
 
-def disk(lesson, app_image: str | None = None, copies: int = 10) -> Shown:
+def disk(app_image: str | None = None, copies: int = 10, *, lesson) -> Shown:
     """Disk: N apps on one shared base image vs N VMs, each with its kernel and boot image;
     and one of each running the same workload, memory in parts."""
     def make(side, facts):
@@ -109,7 +109,7 @@ def disk(lesson, app_image: str | None = None, copies: int = 10) -> Shown:
 
 # ---------------------------------------------------------------- 02
 
-def start_and_memory(lesson, n: int = 5) -> Shown:
+def start_and_memory(n: int = 5, *, lesson) -> Shown:
     """N containers started, then one VM booted: time to ready, memory in parts, timeline."""
     def make(side, facts):
         r = bench.many_containers_vs_vm(lesson=lesson, n=n, side=side)
@@ -131,7 +131,7 @@ def start_and_memory(lesson, n: int = 5) -> Shown:
 
 # ---------------------------------------------------------------- 03
 
-def build_vs_provision(lesson, runs: int = 1, also: dict | None = None) -> Shown:
+def build_vs_provision(runs: int = 1, also: dict | None = None, *, lesson) -> Shown:
     """`docker build` cold and cached vs making the VM's boot image and booting it, and what
     each then holds in memory, running, in parts. `also` adds seconds the lesson measured
     itself (e.g. {"container:\\nweb app, cold": 4.2})."""
@@ -157,7 +157,7 @@ def build_vs_provision(lesson, runs: int = 1, also: dict | None = None) -> Shown
 
 # ---------------------------------------------------------------- 04
 
-def write_throughput(lesson, mib: int = 32, runs: int = 3) -> Shown:
+def write_throughput(mib: int = 32, runs: int = 3, *, lesson) -> Shown:
     """MiB/s written (then fsync) into each place a container can write, and a VM's disk."""
     def make(side, facts):
         r = bench.write_throughput(lesson=lesson, mib=mib, runs=runs, side=side)
@@ -173,7 +173,7 @@ def write_throughput(lesson, mib: int = 32, runs: int = 3) -> Shown:
 
 # ---------------------------------------------------------------- 05
 
-def stack(lesson, settle_s: float = 3) -> Shown:
+def stack(settle_s: float = 3, *, lesson) -> Shown:
     """Three services as containers vs as VMs: time to all ready, memory in parts, idle CPU."""
     def make(side, facts):
         r = bench.stack(lesson=lesson, settle_s=settle_s, side=side)
@@ -203,7 +203,7 @@ def stack(lesson, settle_s: float = 3) -> Shown:
 
 # ---------------------------------------------------------------- 06
 
-def recovery(lesson, runs: int = 3) -> Shown:
+def recovery(runs: int = 3, *, lesson) -> Shown:
     """Seconds until the service answers again: the engine's restart vs a VM reboot."""
     def make(side, facts):
         r = bench.recovery(lesson=lesson, runs=runs, side=side)
@@ -220,11 +220,11 @@ def recovery(lesson, runs: int = 3) -> Shown:
 
 # ---------------------------------------------------------------- 07
 
-def container_vs_vm(lesson, quick: bool = True) -> Shown:
+def container_vs_vm(quick: bool = True, *, lesson) -> Shown:
     """The full comparison on equal terms (quick counts in a notebook), with the reference run
     beside yours."""
     def make(side, facts):
-        r = bench.container_vs_vm(lesson, quick=quick, side=side)
+        r = bench.container_vs_vm(quick=quick, side=side, lesson=lesson)
         return Shown(r, charts.dashboard(r), report(r).splitlines(), [])
     return _shown(lesson, make)
 

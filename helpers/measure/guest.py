@@ -132,7 +132,7 @@ class HostQemu:
     label = "QEMU on this machine"
     uses_engine = False       # no container, no shim, no engine daemons behind it
 
-    def __init__(self, k: vmkit.VmKit, lesson):
+    def __init__(self, k: vmkit.VmKit, *, lesson):
         self.kit, self.proc = k, None
 
     @staticmethod
@@ -188,7 +188,7 @@ class ContainerQemu:
     DISK = "/tmp/dockercourse-disk.img"
     uses_engine = True        # its container has a shim, and the engine's daemons serve it
 
-    def __init__(self, k: vmkit.VmKit, lesson):
+    def __init__(self, k: vmkit.VmKit, *, lesson):
         self.kit, self.lesson = k, lesson
         self.labels = vmkit.kit_labels(lesson)
         self.container, self._pid = None, None
@@ -379,7 +379,7 @@ class VM:
         self.memory_mib, self.disk, self.at_once, self.retry = memory_mib, disk, at_once, retry
         self.argv = argv or command(self.kit, self.accel, script, memory_mib, disk)
         self.deadline_s = ready_deadline_s or deadline_for(self.accel, self.kit.where, at_once)
-        self.backend = BACKENDS[self.kit.where](self.kit, lesson)
+        self.backend = BACKENDS[self.kit.where](self.kit, lesson=lesson)
         self.notes: list[str] = []     # what happened on the way (a retry), in plain words
         self._attempt: _Attempt | None = None
 

@@ -26,7 +26,7 @@ class VmSide(NamedTuple):
         return VM(workload, lesson=lesson, kit=self.kit, accel=self.accel.name, **kw)
 
 
-def vm_side(lesson) -> VmSide:
+def vm_side(*, lesson) -> VmSide:
     try:
         k = vmkit.kit(lesson=lesson)
         return VmSide(k, vmkit.accelerator(k, lesson=lesson))
@@ -71,7 +71,7 @@ def host_boot() -> tuple[str, str]:
 def machine(*, lesson, side: VmSide | None = None) -> Machine:
     """CPU model, cores, memory, OS, engine and the VM's accelerator: every figure's context."""
     client = lesson.client
-    side = side or vm_side(lesson)
+    side = side or vm_side(lesson=lesson)
     cpu = platform.processor() or platform.machine()
     try:
         cpu = next(l.split(":", 1)[1].strip() for l in

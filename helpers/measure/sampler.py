@@ -519,9 +519,9 @@ class ContainerRun:
     then: object = None     # what `then()` returned, read right at the end marker
 
 
-def container_workload(lesson, image: str, script: str, done_marker: str, keep: bool = False,
+def container_workload(image: str, script: str, done_marker: str, keep: bool = False,
                        timeout_s: float = 60, then=None, mark: str | None = None,
-                       **create) -> ContainerRun:
+                       *, lesson, **create) -> ContainerRun:
     """`docker run` through the SDK: create, attach, start; times create → first output and
     first output → `done_marker`. With `keep` the container stays (running, if the script
     holds) to be measured, and is written into the lesson's record; else it is removed.
@@ -563,12 +563,12 @@ def container_workload(lesson, image: str, script: str, done_marker: str, keep: 
                         after)
 
 
-def container_start_s(lesson, image: str, script: str = "echo ready") -> float:
+def container_start_s(image: str, script: str = "echo ready", *, lesson) -> float:
     """Seconds from `create` to the first output of `script` (the container is removed after)."""
-    return container_workload(lesson, image, script, "\n").start_s
+    return container_workload(image, script, "\n", lesson=lesson).start_s
 
 
-def cli_run_s(image: str, labels: dict, script: str = "echo ready") -> float:
+def cli_run_s(image: str, script: str = "echo ready", *, labels: dict) -> float:
     """`docker run --rm IMAGE sh -c SCRIPT`, timed from launch to its first output line."""
     args = [a for k, v in labels.items() for a in ("--label", f"{k}={v}")]
     began = time.perf_counter()
