@@ -268,6 +268,32 @@ def setup(env: dict, *flags: str) -> None:
                    env=env, check=True)
 
 
+RUN_LOCK = Path(tempfile.gettempdir()) / "dockercourse-test.lock"
+
+
+def take_the_run_lock(path: Path | None = None):
+    """One `./course test` at a time: the open lock file while this run holds it, or None when
+    another run holds it (a second run would stop the first one's engine under it)."""
+    import fcntl
+    path = path or RUN_LOCK
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        other = f.read().strip() or "?"
+        f.close()
+        print(f"✘ another ./course test is running (pid {other}) and owns the course's test "
+              "engine; starting now would stop that engine under it. Wait until it ends, or "
+              f"stop it first (kill -INT {other}).", file=sys.stderr, flush=True)
+        return None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
 def main(argv: list | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./course test", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -277,6 +303,9 @@ def main(argv: list | None = None) -> int:
                              "the tests run: its files are listed, never counted against the "
                              "course (repeatable)")
     args, extra = parser.parse_known_args(argv)
+    lock = take_the_run_lock()
+    if lock is None:
+        return 2
     legs = [leg for leg in args.legs.split(",") if leg]
     env = {**os.environ, "DOCKERCOURSE_OFFLINE": "1", "DOCKERCOURSE_FENCE_SECONDS": "10"}
     started = time.monotonic()

@@ -2,6 +2,7 @@
 (`courseNN.invalid/...`), names the cell that builds a missing one, and never rewrites the
 exercise files a learner edited."""
 import html
+import os
 import re
 import subprocess
 import sys
@@ -321,3 +322,29 @@ def test_the_file_a_run_writes_its_own_log_to_is_not_the_courses(tmp_path, how):
 def legs_own_output() -> str:
     import legs
     return legs.OWN_OUTPUT
+
+
+def test_a_second_test_run_refuses_while_the_first_holds_the_engine(tmp_path, monkeypatch, capsys):
+    """`./course test` stops any engine of the course's before its first leg: a leftover of an
+    interrupted run. A second run started beside a running one must not reach that stop."""
+    import legs
+    lock = tmp_path / "test.lock"
+    first = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; sys.path.insert(0, 'tests'); import legs; "
+         f"held = legs.take_the_run_lock(legs.Path({str(lock)!r})); print('held', flush=True); "
+         "time.sleep(60)"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "held"
+        monkeypatch.setattr(legs, "RUN_LOCK", lock)
+        monkeypatch.setattr(legs.own_engine, "stop", lambda *a, **k: pytest.fail("stopped"))
+        monkeypatch.setattr(legs, "setup", lambda *a, **k: pytest.fail("set up"))
+        assert legs.main(["--legs", "1"]) == 2
+        said = capsys.readouterr().err
+        assert f"another ./course test is running (pid {first.pid})" in said
+        assert f"kill -INT {first.pid}" in said
+    finally:
+        first.kill()
+        first.wait()
+    held = legs.take_the_run_lock(lock)      # the first run gone: the lock is free again
+    assert held is not None and lock.read_text() == str(os.getpid())
+    held.close()
